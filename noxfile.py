@@ -1,0 +1,26 @@
+"""Sessions: tests on every available Python, lint, benchmarks, docs."""
+
+import shutil
+
+import nox
+
+PYTHONS = [v for v in ("3.11", "3.12", "3.13") if shutil.which(f"python{v}")] or ["3.11"]
+nox.options.sessions = ["tests", "lint"]
+
+
+@nox.session(python=PYTHONS)
+def tests(session):
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def lint(session):
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def bench(session):
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,0 +1,104 @@
+"""Every difference between the supported PyTensor lines (3.0.x and 3.3.x) lives here.
+
+Nothing else in the package may test ``pytensor.__version__`` or probe PyTensor's API;
+import the adapters below instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytensor
+from pytensor.graph.op import Op
+from pytensor.tensor.random import shared_rng
+
+PYTENSOR_VERSION = tuple(int(part) for part in pytensor.__version__.split(".")[:2])
+
+
+class ShapeInferringOp(Op):
+    """Base for dandelion's Ops: one ``infer_shape`` hook for both PyTensor lines.
+
+    PyTensor 3.0 calls ``infer_shape(fgraph, node, shapes)`` and 3.3 calls
+    ``infer_shape(node, shapes)``. Subclasses implement ``output_shapes(node, shapes)``.
+    Gradients go in ``pullback(inputs, outputs, cotangents)``, which both lines call.
+    """
+
+    def infer_shape(self, *args):
+        node, input_shapes = args[-2:]
+        return self.output_shapes(node, input_shapes)
+
+    def output_shapes(self, node, input_shapes):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def scan(fn, **kwargs):
+    """``pytensor.scan`` returning outputs only.
+
+    Both lines accept ``return_updates``; 3.x warns unless it is False, and the
+    default will flip. Recurrences in dandelion never produce scan updates.
+    """
+    return pytensor.scan(fn, return_updates=False, **kwargs)
+
+
+def floatx_is_user_choice() -> bool:
+    """Whether the user set PyTensor's ``floatX`` (flags, rc file or assignment)."""
+    param = pytensor.config._config_var_dict.get("floatX")
+    return param is not None and not getattr(param, "is_default", True)
+
+
+def new_shared_rng(seed, name=None):
+    """A shared NumPy ``Generator`` variable; replaces the deprecated ``RandomStream``."""
+    return shared_rng(np.random.default_rng(seed), name=name)
+
+
+def draw_bernoulli(rng, p, size, dtype):
+    """Draw Bernoulli(p) samples of ``dtype``; returns ``(next_rng, sample)``.
+
+    Drawn as ``uniform < p``: JAX has no binomial sampler without NumPyro. The method API
+    on a generator variable returns the advanced state explicitly, so the update can be
+    given to ``pytensor.function`` without ``default_update``.
+    """
+    next_rng, uniform = rng.uniform(size=size)
+    return next_rng, (uniform < p).astype(dtype)
+
+
+def read_default_update(variable):
+    """The ``default_update`` a shared variable carries (Theano's implicit update).
+
+    Reading is not deprecated, only setting through the property is; a user who sets it
+    (the Theano-era Tutorial II did) makes that call themselves.
+    """
+    expression = getattr(variable, "default_update", None)
+    if expression is None:
+        expression = getattr(variable.tag, "dandelion_default_update", None)
+    return expression
+
+
+def attach_default_update(variable, expression) -> None:
+    """Give a shared variable an implicit update without the deprecated setter.
+
+    Used for random generator states only, so that Theano-era code compiling with
+    ``pytensor.function(..., no_default_updates=False)`` still sees new dropout masks on
+    every call, as it did with ``RandomStreams``. PyTensor 3.0 and 3.3 store the value in
+    ``_default_update``; should a later line drop it, ``dandelion.function`` still finds
+    the tag.
+    """
+    variable.tag.dandelion_default_update = expression
+    if hasattr(variable, "_default_update"):
+        variable._default_update = expression
+
+
+def compile_without_implicit_updates(inputs, outputs, updates, mode, **kwargs):
+    """``pytensor.function`` applying exactly ``updates`` and no ``default_update``.
+
+    ``dandelion.function`` gathers implicit updates itself, so it must switch PyTensor's
+    own gathering off; PyTensor 3 deprecates the ``no_default_updates`` switch (a warning
+    about PyTensor's API, not the user's code), so it is silenced here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*no_default_updates.*", category=DeprecationWarning)
+        # JAX copies generator states into the compiled function and says so every time;
+        # the copy is what the updates advance, which is what dandelion relies on.
+        warnings.filterwarnings("ignore", message="The RandomType SharedVariables", category=UserWarning)
+        return pytensor.function(inputs, outputs, updates=updates, mode=mode, no_default_updates=True, **kwargs)

@@ -1,0 +1,3 @@
+"""dandelion.functional (grows as the library's issues land)."""
+
+__all__: list[str] = []

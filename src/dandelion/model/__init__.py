@@ -1,0 +1,3 @@
+"""dandelion.model (grows as the library's issues land)."""
+
+__all__: list[str] = []

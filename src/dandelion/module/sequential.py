@@ -1,0 +1,46 @@
+"""``Sequential``: modules applied one after another."""
+
+from __future__ import annotations
+
+from dandelion.activation import linear
+from dandelion.module.base import Module
+
+
+class Sequential(Module):
+    """Apply ``module_list`` in order, with ``activation`` after each module.
+
+    Parameters
+    ----------
+    module_list : list of Module
+        Fresh modules: one that already belongs to another module is refused. They are
+        named ``submodule_0``, ``submodule_1``, ... unless they have names.
+    activation : callable or list of callables (one per module)
+    """
+
+    def __init__(self, module_list, activation=linear, name=None):
+        super().__init__(name=name)
+        module_list = list(module_list)
+        if isinstance(activation, (list, tuple)):
+            if len(activation) != len(module_list):
+                raise ValueError(
+                    f"Sequential: activation list must have one entry per module ({len(module_list)}), got {len(activation)}"
+                )
+            activations = list(activation)
+        else:
+            activations = [activation] * len(module_list)
+        for index, module in enumerate(module_list):
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential: module_list[{index}] must be a Module, got {type(module).__name__}")
+            setattr(self, f"submodule_{index}", module)
+        self.module_list = module_list
+        self.activations = activations
+
+    def forward(self, x):
+        for module, activation in zip(self.module_list, self.activations):
+            x = activation(module.forward(x))
+        return x
+
+    def predict(self, x):
+        for module, activation in zip(self.module_list, self.activations):
+            x = activation(module.predict(x))
+        return x
