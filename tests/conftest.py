@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import warnings
 
 import numpy as np
 import pytest
@@ -31,9 +30,6 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dandelion"))
 
-# PyTensor says once per process that the C backend found no BLAS; that is a property
-# of the machine, reported by the benchmarks, not a test failure.
-warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 
 
 def backend_params():

@@ -42,9 +42,17 @@ def scan(fn, **kwargs):
 
 
 def floatx_is_user_choice() -> bool:
-    """Whether the user set PyTensor's ``floatX`` (flags, rc file or assignment)."""
+    """Whether the user chose PyTensor's ``floatX``.
+
+    True when it came from ``PYTENSOR_FLAGS`` or an rc file (the parameter is then not
+    marked default), or when code assigned a value other than PyTensor's default
+    (assignment does not clear the default mark, so assigning the default itself cannot
+    be told apart from not choosing).
+    """
     param = pytensor.config._config_var_dict.get("floatX")
-    return param is not None and not getattr(param, "is_default", True)
+    if param is None:
+        return False
+    return not getattr(param, "is_default", True) or pytensor.config.floatX != param.default
 
 
 def new_shared_rng(seed, name=None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytensor.tensor as pt
 from pytensor.tensor.special import log_softmax as _log_softmax
 from pytensor.tensor.special import softmax as _softmax
@@ -27,6 +28,16 @@ __all__ = [
 ]
 
 
+def _like(value, x):
+    """``value`` as a constant of ``x``'s dtype.
+
+    PyTensor turns a Python float that float32 cannot represent exactly (0.2, 1/3) into
+    a float64 constant under its default floatX, which would silently upcast float32
+    graphs.
+    """
+    return np.asarray(value, dtype=x.dtype)
+
+
 def sigmoid(x):
     return pt.sigmoid(x)
 
@@ -48,14 +59,15 @@ def ultra_fast_sigmoid(x):
 
     Kept for compatibility; on modern CPUs the exact ``sigmoid`` costs about the same.
     """
-    x = 0.5 * x
+    x = 0.5 * pt.as_tensor_variable(x)
     magnitude = pt.abs(x)
+    middle = _like(0.935409070603099, x) + _like(0.0458812946797165, x) * (magnitude - _like(1.7, x))
     core = pt.switch(
-        magnitude < 1.7,
+        magnitude < _like(1.7, x),
         1.5 * x / (1 + magnitude),
-        pt.switch(magnitude < 3, 0.935409070603099 + 0.0458812946797165 * (magnitude - 1.7), 0.99505475368673),
+        pt.switch(magnitude < 3, middle, _like(0.99505475368673, x)),
     )
-    signed = pt.switch(x < 0, pt.switch(magnitude < 1.7, core, -core), core)
+    signed = pt.switch(x < 0, pt.switch(magnitude < _like(1.7, x), core, -core), core)
     return 0.5 * signed + 0.5
 
 
@@ -67,7 +79,8 @@ class ScaledTanH:
         self.scale_out = scale_out
 
     def __call__(self, x):
-        return self.scale_out * pt.tanh(self.scale_in * x)
+        x = pt.as_tensor_variable(x)
+        return _like(self.scale_out, x) * pt.tanh(_like(self.scale_in, x) * x)
 
 
 ScaledTanh = ScaledTanH
@@ -80,7 +93,8 @@ class LeakyRectify:
         self.leakiness = leakiness
 
     def __call__(self, x):
-        return pt.switch(x > 0, x, self.leakiness * x)
+        x = pt.as_tensor_variable(x)
+        return pt.switch(x > 0, x, _like(self.leakiness, x) * x)
 
 
 leaky_rectify = LeakyRectify(0.01)
@@ -100,7 +114,8 @@ class SELU:
         self.scale_neg = scale_neg
 
     def __call__(self, x):
-        return self.scale * pt.switch(x > 0, x, self.scale_neg * pt.expm1(x))
+        x = pt.as_tensor_variable(x)
+        return _like(self.scale, x) * pt.switch(x > 0, x, _like(self.scale_neg, x) * pt.expm1(x))
 
 
 selu = SELU()

@@ -34,7 +34,7 @@ def check_axis_length(where, argument, x, axis, expected, meaning="size"):
 def check_shape(where, argument, x, expected):
     """Compare every known static length with ``expected`` (None entries are free)."""
     x = check_ndim(where, argument, x, len(expected))
-    for axis, (actual, wanted) in enumerate(zip(x.type.shape, expected)):
+    for actual, wanted in zip(x.type.shape, expected):
         if actual is not None and wanted is not None and actual != wanted:
             raise ValueError(f"{where}: {argument} must have shape {tuple(expected)}, got static shape {x.type.shape}")
     return x

@@ -6,6 +6,7 @@ import pytensor.tensor as pt
 
 from dandelion import initialization as init
 from dandelion.module.base import Module
+from dandelion.util.graph import shape_of
 
 
 class Embedding(Module):
@@ -30,4 +31,7 @@ class Embedding(Module):
         index_input = pt.as_tensor_variable(index_input)
         if index_input.dtype[:3] not in ("int", "uin"):
             raise TypeError(f"Embedding: index_input must be an integer tensor, got dtype {index_input.dtype}")
-        return self.W[index_input]
+        # Gather from the flattened index and reshape with static lengths: JAX cannot
+        # reshape to the symbolic shape that indexing with an N-d index produces.
+        rows = self.W[index_input.flatten()]
+        return rows.reshape((*shape_of(index_input), self.embedding_dim))

@@ -9,6 +9,7 @@ from dandelion.util.graph import (
     create_param,
     floatX,
     one_hot,
+    shape_of,
     unroll_scan,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "floatX",
     "gpickle",
     "one_hot",
+    "shape_of",
     "unroll_scan",
 ]

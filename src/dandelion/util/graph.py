@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -17,6 +18,16 @@ from dandelion.config import floatx
 def floatX(arr):
     """Cast a NumPy array or scalar to the library's float dtype (float32 by default)."""
     return np.asarray(arr, dtype=floatx())
+
+
+def shape_of(x):
+    """``x``'s shape with the statically known lengths as Python ints.
+
+    JAX compiles reshapes and allocations only when their shapes are constants; using
+    the static lengths where the type knows them keeps such graphs JAX-compatible.
+    """
+    x = pt.as_tensor_variable(x)
+    return tuple(x.shape[axis] if length is None else length for axis, length in enumerate(x.type.shape))
 
 
 def one_hot(x, m=None):
@@ -85,7 +96,7 @@ def create_param(spec, shape=None, name=None, dim_broadcast=None):
             spec.name = name
         return spec
 
-    if isinstance(spec, np.ndarray) or np.isscalar(spec):
+    if isinstance(spec, (np.ndarray, np.generic, numbers.Number)):
         value = np.asarray(spec)
     elif isinstance(spec, Callable):
         if shape is None:
@@ -96,7 +107,7 @@ def create_param(spec, shape=None, name=None, dim_broadcast=None):
 
     if shape is not None and value.shape != shape:
         raise ValueError(f"{where}: expected shape {shape}, got {value.shape}")
-    if value.dtype.kind == "f" or value.dtype.kind not in "iub":
+    if value.dtype.kind not in "iub":
         value = value.astype(floatx())
     shape_hint = None
     if dim_broadcast is not None:

@@ -1,0 +1,70 @@
+"""Activations against NumPy formulas, one compiled function per backend."""
+
+import numpy as np
+import pytest
+
+from dandelion import activation as act
+from tests.helpers import assert_close, compile_fn, ftensor
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _softmax(x):
+    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+ELEMENTWISE = {
+    "sigmoid": (act.sigmoid, _sigmoid),
+    "tanh": (act.tanh, np.tanh),
+    "relu": (act.relu, lambda x: np.maximum(x, 0)),
+    "softplus": (act.softplus, lambda x: np.log1p(np.exp(x))),
+    "scaled_tanh": (act.ScaledTanH(0.5, 2.0), lambda x: 2.0 * np.tanh(0.5 * x)),
+    "scaled_tanh_alias": (act.ScaledTanh(1.5, 1.0), lambda x: np.tanh(1.5 * x)),
+    "leaky": (act.LeakyRectify(0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
+    "leaky_default": (act.leaky_rectify, lambda x: np.where(x > 0, x, 0.01 * x)),
+    "very_leaky": (act.very_leaky_rectify, lambda x: np.where(x > 0, x, x / 3)),
+    "elu": (act.elu, lambda x: np.where(x > 0, x, np.exp(x) - 1)),
+    "selu": (act.selu, lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * (np.exp(x) - 1))),
+    "selu_custom": (act.SELU(2.0, 0.5), lambda x: 2.0 * np.where(x > 0, x, 0.5 * (np.exp(x) - 1))),
+    "linear": (act.linear, lambda x: x),
+    "identity": (act.identity, lambda x: x),
+    "softmax": (act.softmax, _softmax),
+    "log_softmax": (act.log_softmax, lambda x: np.log(_softmax(x))),
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    return (4 * rng.standard_normal((2, 3, 5))).astype("float32")
+
+
+def test_every_activation_matches_numpy(backend, data):
+    x = ftensor("x", data.shape)
+    names = list(ELEMENTWISE)
+    f = compile_fn([x], [ELEMENTWISE[n][0](x) for n in names], backend)
+    for name, out in zip(names, f(data)):
+        assert out.dtype == np.float32, name
+        assert out.shape == data.shape, name
+        assert_close(out, ELEMENTWISE[name][1](data.astype("float64")), rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_softmax_on_the_last_axis_for_any_ndim(backend):
+    for shape in [(7,), (2, 7), (2, 3, 4, 7)]:
+        data = np.random.randn(*shape).astype("float32") * 30  # large logits: stability
+        x = ftensor("x", shape)
+        out = compile_fn([x], act.softmax(x), backend)(data)
+        assert_close(out, _softmax(data.astype("float64")))
+        assert_close(out.sum(-1), np.ones(shape[:-1]))
+
+
+def test_ultra_fast_sigmoid_approximates_sigmoid(backend, data):
+    x = ftensor("x", data.shape)
+    out = compile_fn([x], act.ultra_fast_sigmoid(x), backend)(data)
+    assert np.abs(out - _sigmoid(data)).max() < 0.03
+    assert np.all(np.diff(np.sort(data.ravel())) >= 0)
+    order = np.argsort(data.ravel())
+    assert np.all(np.diff(out.ravel()[order]) >= -1e-7)  # monotone
