@@ -62,7 +62,9 @@ def test_as_tuple_errors():
 
 def test_create_param_and_collect_shared_vars():
     broadcastable = util.create_param(np.ones((1, 4, 1, 1)), (1, 4, 1, 1), name="g", dim_broadcast=(True, False, True, True))
-    assert broadcastable.type.shape == (1, None, 1, 1) and broadcastable.name == "g"
+    assert broadcastable.type.shape == (1, 4, 1, 1) and broadcastable.name == "g"
+    with pytest.raises(ValueError, match="broadcastable axes must have length 1"):
+        util.create_param(np.ones((2, 4)), dim_broadcast=(True, False))
     integer = util.create_param(np.arange(3))
     assert integer.dtype == "int64"
     with pytest.raises(TypeError, match="expected an initializer, ndarray, shared variable or expression, got str"):

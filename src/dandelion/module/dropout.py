@@ -10,6 +10,7 @@ import pytensor.tensor as pt
 from dandelion._compat import attach_default_update, draw_bernoulli, new_shared_rng
 from dandelion.module.base import Module
 from dandelion.self_update import set_update
+from dandelion.util.graph import shape_of
 
 
 class Dropout(Module):
@@ -57,7 +58,8 @@ class Dropout(Module):
             if not -input.ndim <= axis < input.ndim:
                 raise ValueError(f"Dropout: shared_axes entry {axis} is out of range for input of ndim {input.ndim}")
             shared.add(axis % input.ndim)
-        mask_shape = tuple(1 if axis in shared else input.shape[axis] for axis in range(input.ndim))
+        # Static lengths where known: JAX needs a constant sample shape.
+        mask_shape = tuple(1 if axis in shared else length for axis, length in enumerate(shape_of(input)))
 
         retain = pt.clip(1 - pt.as_tensor_variable(p, dtype=input.dtype), 0, 1).astype(input.dtype)
         generator = self._new_generator()

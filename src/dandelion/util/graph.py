@@ -76,8 +76,8 @@ def create_param(spec, shape=None, name=None, dim_broadcast=None):
     shape : tuple of int, optional
         Checked against the result when given; required for a callable.
     dim_broadcast : tuple of bool, optional
-        Axes that are known to have length 1 and broadcast (e.g. GroupNorm's
-        (1, C, 1, 1) parameters).
+        Axes that must have length 1 and broadcast (e.g. GroupNorm's (1, C, 1, 1)
+        parameters); checked. Every parameter made here has its full static shape.
     """
     where = f"create_param({name!r})" if name else "create_param"
     if shape is not None:
@@ -109,10 +109,13 @@ def create_param(spec, shape=None, name=None, dim_broadcast=None):
         raise ValueError(f"{where}: expected shape {shape}, got {value.shape}")
     if value.dtype.kind not in "iub":
         value = value.astype(floatx())
-    shape_hint = None
-    if dim_broadcast is not None:
-        shape_hint = tuple(1 if b else None for b in dim_broadcast)
-    return pytensor.shared(value, name=name, shape=shape_hint)
+    if dim_broadcast is not None and len(dim_broadcast) != value.ndim:
+        raise ValueError(f"{where}: dim_broadcast has {len(dim_broadcast)} entries for a {value.ndim}-D value")
+    if dim_broadcast is not None and any(b and n != 1 for b, n in zip(dim_broadcast, value.shape)):
+        raise ValueError(f"{where}: broadcastable axes must have length 1, got shape {value.shape} for {dim_broadcast}")
+    # Parameters keep their shape for life (set_weights checks it), so the type carries
+    # it: rewrites then need no broadcast checks and JAX sees constant shapes.
+    return pytensor.shared(value, name=name, shape=value.shape)
 
 
 def collect_shared_vars(expressions):
