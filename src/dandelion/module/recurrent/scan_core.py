@@ -1,0 +1,105 @@
+"""The one scan helper behind every recurrent module.
+
+It owns what the Theano-era code copied into each layer: masked steps carry the
+previous state forward, ``backward`` scans from the end and returns outputs in the
+input's time order, parameters enter ``scan`` as explicit ``non_sequences`` with
+``strict=True`` (so the inner graph reads nothing from outside), and
+``truncate_gradient`` bounds back-propagation through time.
+"""
+
+from __future__ import annotations
+
+import pytensor.tensor as pt
+
+from dandelion._compat import scan
+
+
+def _carry_masked(mask_t, new, previous, axis):
+    """``new`` where ``mask_t`` (B,) is set, ``previous`` elsewhere; batch on ``axis``."""
+    pattern = ["x"] * new.ndim
+    pattern[axis] = 0
+    return pt.switch(mask_t.dimshuffle(pattern), new, previous)
+
+
+def recurrent_scan(
+    step,
+    sequences,
+    initial_states,
+    params=(),
+    *,
+    mask=None,
+    backward=False,
+    truncate_gradient=-1,
+    state_batch_axes=None,
+    name=None,
+):
+    """Run ``step`` over axis 0 of ``sequences``; return every step's states.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(*sequence_slices, *states, *params) -> list of new states``; a pure
+        function of its arguments.
+    sequences : list of tensors, each (T, ...)
+    initial_states : list of tensors
+        State before the first step, each with the batch on axis
+        ``state_batch_axes[i]`` (0 by default).
+    params : list of tensors
+        Everything else ``step`` reads (weights); passed as ``non_sequences``.
+    mask : (T, B) tensor, optional
+        Where zero, the step is skipped for that batch entry: every state keeps its
+        previous value.
+    backward : bool
+        Scan from the last step to the first. The returned sequences are still in
+        the input's time order; ``final`` is the state after the first time step.
+    truncate_gradient : int
+        -1 for full back-propagation through time, else the number of steps.
+    state_batch_axes : list of int, optional
+        Batch axis of each state, where the mask applies.
+
+    Returns
+    -------
+    sequences_out : list of tensors, each (T, ...) in input time order
+    final : list of tensors, the states after the last scanned step
+    """
+    sequences = list(sequences)
+    initial_states = list(initial_states)
+    params = list(params)
+    n_seq, n_state = len(sequences), len(initial_states)
+    batch_axes = list(state_batch_axes) if state_batch_axes is not None else [0] * n_state
+
+    if mask is not None:
+        sequences.append(pt.neq(mask, 0))
+
+    def inner(*args):
+        seq_slices = list(args[:n_seq])
+        states = list(args[len(sequences) : len(sequences) + n_state])
+        inner_params = list(args[len(sequences) + n_state :])
+        new_states = step(*seq_slices, *states, *inner_params)
+        if not isinstance(new_states, (list, tuple)):
+            new_states = [new_states]
+        new_states = list(new_states)
+        if len(new_states) != n_state:
+            raise ValueError(f"recurrent_scan: step returned {len(new_states)} states, expected {n_state}")
+        if mask is not None:
+            mask_t = args[n_seq]
+            new_states = [_carry_masked(mask_t, new, old, axis) for new, old, axis in zip(new_states, states, batch_axes, strict=True)]
+        # Keep each state's type identical to its initial state's, which scan requires.
+        return [pt.specify_shape(new, old.type.shape) if new.type != old.type else new for new, old in zip(new_states, states, strict=True)]
+
+    outputs = scan(
+        inner,
+        sequences=sequences,
+        outputs_info=initial_states,
+        non_sequences=params,
+        go_backwards=backward,
+        truncate_gradient=truncate_gradient,
+        strict=True,
+        return_list=True,
+        name=name,
+    )
+    final = [out[-1] for out in outputs]
+    if backward:
+        outputs = [out[::-1] for out in outputs]
+    return outputs, final
+
