@@ -2,9 +2,8 @@
 
 Reference: A. Graves et al., "Connectionist temporal classification: labelling
 unsegmented sequence data with recurrent neural networks", ICML 2006 (the forward
-variable alpha, eq. 6-9). The recursion runs as a ``scan`` over time whose step is a
-three-way log-sum-exp, so every backend (C, Numba, JAX) runs it and ``pytensor.grad``
-differentiates it.
+variable alpha, eq. 6-9). The recursion is the ``CTCForward`` Op (``ctc_op.py``), with a
+native implementation on each backend (C, Numba, JAX) and an exact gradient Op.
 """
 
 from __future__ import annotations
@@ -12,14 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 
-from dandelion._compat import scan
 from dandelion.objective._checks import as_tensor, check_option
+from dandelion.objective.ctc_op import ctc_forward
 
 CTC_ALIGNS = ("pre", "post")
-
-# Log of "impossible". A finite stand-in for -inf: log-sum-exp of impossible states
-# stays near it instead of producing inf - inf = NaN, in values and in gradients.
-LOG_ZERO = -1e30
 
 
 def _check_rank(where, argument, x, ndim, layout):
@@ -65,21 +60,10 @@ def compact_to_front(values, mask):
 
 def _extend_with_blanks(labels, blank):
     """(B, L) labels -> (B, 2L+1) ``blank, l1, blank, l2, ..., lL, blank``."""
-    # Shapes here come straight from ``.shape`` (no arithmetic on them): JAX needs them
-    # concrete at trace time.
     batch = labels.shape[0]
     blanks = pt.zeros_like(labels) + blank
     interleaved = pt.stack([blanks, labels], axis=2).reshape((batch, -1))
     return pt.concatenate([interleaved, pt.zeros((batch, 1), dtype=labels.dtype) + blank], axis=1)
-
-
-def _log_sum_exp3(a, b, c):
-    top = pt.maximum(pt.maximum(a, b), c)
-    return top + pt.log(pt.exp(a - top) + pt.exp(b - top) + pt.exp(c - top))
-
-
-def _log_add(a, b):
-    return pt.maximum(a, b) + pt.log1p(pt.exp(-pt.abs(a - b)))
 
 
 def ctc_forward_log_likelihood(log_probs, labels, label_lengths, frame_mask=None, blank=None):
@@ -101,55 +85,21 @@ def ctc_forward_log_likelihood(log_probs, labels, label_lengths, frame_mask=None
     -------
     (B,) tensor of log-likelihoods.
     """
-    dtype = log_probs.dtype
     batch, steps, classes = log_probs.shape[0], log_probs.shape[1], log_probs.shape[2]
     if blank is None:
         blank = classes - 1
     blank = pt.cast(blank, labels.dtype)
     extended = _extend_with_blanks(labels, blank)  # (B, S)
-    states = extended.shape[1]
 
-    # Gather log p(extended[b, s] at frame t) through a flat index: one vector index is
-    # the form of advanced indexing every backend (and its gradient) handles.
-    rows = (pt.arange(batch)[:, None, None] * steps + pt.arange(steps)[None, :, None]) * classes
-    flat_index = (rows + extended[:, None, :]).flatten()
-    emissions = log_probs.flatten()[flat_index].reshape((batch, steps, -1)).dimshuffle(1, 0, 2)
-
-    log_zero = np.asarray(LOG_ZERO, dtype=dtype)
     # A label may be reached from two states back unless it is a blank or repeats the
     # label two states back (which needs a blank between the repeats).
     skip_ok = pt.and_(pt.neq(extended[:, 2:], blank), pt.neq(extended[:, 2:], extended[:, :-2]))
-    skip_penalty = pt.concatenate(
-        [pt.zeros((batch, 2), dtype=dtype) + log_zero, pt.switch(skip_ok, np.asarray(0, dtype=dtype), log_zero)], axis=1
-    )
-    # alpha before the first frame: everything in the start state, which leads to states 0 and 1.
-    # Built elementwise from ``extended`` rather than allocated: an allocation would
-    # need the shape 2L, which JAX cannot take as a traced value.
-    not_first = pt.neq(pt.cumsum(pt.eq(extended, extended).astype("int64"), axis=1), 1)
-    alpha_start = pt.switch(not_first, log_zero, np.asarray(0, dtype=dtype))
-
-    # One step function, masked or not: the unmasked case passes an all-true mask, so
-    # both compile to the same inner graph (scan graphs are the expensive compiles).
+    skip_ok = pt.concatenate([pt.zeros((batch, 2), dtype="int8"), skip_ok.astype("int8")], axis=1)
     if frame_mask is None:
-        valid = pt.eq(emissions[:, :, 0], emissions[:, :, 0])
+        valid = pt.ones((batch, steps), dtype="int8")
     else:
-        valid = pt.neq(frame_mask, 0).T
-
-    def advance(emission_t, valid_t, alpha, penalty):
-        pad1 = pt.zeros((alpha.shape[0], 1), dtype=dtype) + log_zero
-        from_prev = pt.concatenate([pad1, alpha[:, :-1]], axis=1)
-        from_skip = pt.concatenate([pad1, pad1, alpha[:, :-2]], axis=1) + penalty
-        advanced = _log_sum_exp3(alpha, from_prev, from_skip) + emission_t
-        return pt.switch(valid_t[:, None], advanced, alpha)
-
-    alphas = scan(
-        advance, sequences=[emissions, valid], outputs_info=[alpha_start], non_sequences=[skip_penalty], strict=True
-    )
-    alpha_end = alphas[-1].flatten()
-    base = pt.arange(batch) * states
-    last_blank = alpha_end[base + 2 * label_lengths]
-    last_label = alpha_end[base + pt.maximum(2 * label_lengths - 1, 0)]
-    return pt.switch(pt.gt(label_lengths, 0), _log_add(last_blank, last_label), last_blank)
+        valid = pt.neq(frame_mask, 0).astype("int8")
+    return ctc_forward(log_probs, extended, skip_ok, pt.cast(label_lengths, "int64"), valid)
 
 
 def ctc_cost_logscale(seq, sm, seq_mask=None, sm_mask=None, blank_symbol=None, align="pre"):
@@ -182,8 +132,8 @@ def ctc_cost_logscale(seq, sm, seq_mask=None, sm_mask=None, blank_symbol=None, a
     -------
     scalar tensor: mean over the batch of ``-log p(seq | sm)``. A label sequence that
     needs more frames than a sample has (labels plus a blank between repeats) has
-    likelihood zero; its cost is then about ``1e30`` rather than ``inf``, which keeps
-    gradients finite. Where the lengths are static, too long labels are an error at
+    likelihood zero; its cost is then about ``1e30`` (the log of zero is represented by
+    ``-1e30``) rather than ``inf``, which keeps gradients finite. Where the lengths are static, too long labels are an error at
     graph-build time.
 
     Examples
