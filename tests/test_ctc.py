@@ -128,7 +128,9 @@ def make_inputs(blank, rows, seed):
 def test_ctc_cost_gradient_decode_and_cer_match_brute_force(backend, batch):
     blank, rows, seed = batch
     seq, sm, seq_mask, sm_mask = make_inputs(blank, rows, seed)
-    full_seq = np.array([[s for s in range(K) if s != blank][:1] * 2] * B, dtype="int64")  # labels (a, a): needs a blank
+    full_seq = np.array(
+        [[s for s in range(K) if s != blank][:1] * 2] * B, dtype="int64"
+    )  # labels (a, a): needs a blank
     f = ctc_function(backend)
     cost, grad, cost_plain, decoded, decoded_mask, cer, edits, length = f(seq, sm, full_seq, seq_mask, sm_mask, blank)
 

@@ -1,0 +1,119 @@
+"""Small pieces the optimizers are composed of (optax-style, on symbolic graphs).
+
+A transform maps per-parameter gradients (or directions) to new directions and
+returns the state updates it needs; ``descend`` turns directions into parameter
+updates. Each named optimizer is a short chain of these.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import pytensor.tensor as pt
+
+from dandelion.update.state import param_label, step_counter, zeros_like_param
+
+
+def descend(params, directions, learning_rate, state_updates=()):
+    """``param - learning_rate * direction`` for each pair, after ``state_updates``.
+
+    Returns the optimizer's ``OrderedDict``: parameters first, in order, then the
+    state variables' updates.
+    """
+    updates = OrderedDict()
+    for param, direction in zip(params, directions):
+        updates[param] = pt.cast(param - learning_rate * direction, param.dtype)
+    updates.update(state_updates)
+    return updates
+
+
+def _as_dtype(expression, variable):
+    return pt.cast(expression, variable.dtype)
+
+
+def scale_by_rms(optimizer, params, grads, rho, epsilon):
+    """``g / sqrt(r + epsilon)`` with r a running average of g^2 (RMSProp), or their sum (Adagrad, ``rho=None``)."""
+    directions, updates = [], OrderedDict()
+    for index, (param, grad) in enumerate(zip(params, grads)):
+        accu = zeros_like_param(optimizer, "accu", param, index)
+        accu_new = accu + grad**2 if rho is None else rho * accu + (1 - rho) * grad**2
+        updates[accu] = _as_dtype(accu_new, accu)
+        directions.append(grad / pt.sqrt(accu_new + epsilon))
+    return directions, updates
+
+
+def scale_by_delta_ratio(optimizer, params, grads, rho, epsilon):
+    """Adadelta: ``g * sqrt(s + eps) / sqrt(r + eps)`` with running averages r of g^2, s of steps^2."""
+    directions, updates = [], OrderedDict()
+    for index, (param, grad) in enumerate(zip(params, grads)):
+        accu = zeros_like_param(optimizer, "accu", param, index)
+        delta_accu = zeros_like_param(optimizer, "delta_accu", param, index)
+        accu_new = rho * accu + (1 - rho) * grad**2
+        direction = grad * pt.sqrt(delta_accu + epsilon) / pt.sqrt(accu_new + epsilon)
+        updates[accu] = _as_dtype(accu_new, accu)
+        updates[delta_accu] = _as_dtype(rho * delta_accu + (1 - rho) * direction**2, delta_accu)
+        directions.append(direction)
+    return directions, updates
+
+
+def scale_by_adam(optimizer, params, grads, beta1, beta2, epsilon):
+    """Adam (Kingma & Ba 2015, Algorithm 1, with the bias correction folded into the step size).
+
+    ``sqrt(1 - beta2^t) / (1 - beta1^t) * m_t / (sqrt(v_t) + epsilon)``, as Lasagne and
+    the Theano-era library computed it.
+    """
+    counter = step_counter(optimizer)
+    t = counter + 1
+    correction = pt.sqrt(1 - beta2**t) / (1 - beta1**t)
+    directions, updates = [], OrderedDict()
+    for index, (param, grad) in enumerate(zip(params, grads)):
+        m = zeros_like_param(optimizer, "m", param, index)
+        v = zeros_like_param(optimizer, "v", param, index)
+        m_t = beta1 * m + (1 - beta1) * grad
+        v_t = beta2 * v + (1 - beta2) * grad**2
+        updates[m] = _as_dtype(m_t, m)
+        updates[v] = _as_dtype(v_t, v)
+        directions.append(correction * m_t / (pt.sqrt(v_t) + epsilon))
+    updates[counter] = _as_dtype(t, counter)
+    return directions, updates
+
+
+def scale_by_adamax(optimizer, params, grads, beta1, beta2, epsilon):
+    """Adamax (Kingma & Ba 2015, Algorithm 2): ``m_t / (1 - beta1^t) / (u_t + epsilon)``."""
+    counter = step_counter(optimizer)
+    t = counter + 1
+    correction = 1 / (1 - beta1**t)
+    directions, updates = [], OrderedDict()
+    for index, (param, grad) in enumerate(zip(params, grads)):
+        m = zeros_like_param(optimizer, "m", param, index)
+        u = zeros_like_param(optimizer, "u", param, index)
+        m_t = beta1 * m + (1 - beta1) * grad
+        u_t = pt.maximum(beta2 * u, pt.abs(grad))
+        updates[m] = _as_dtype(m_t, m)
+        updates[u] = _as_dtype(u_t, u)
+        directions.append(correction * m_t / (u_t + epsilon))
+    updates[counter] = _as_dtype(t, counter)
+    return directions, updates
+
+
+def add_velocity(optimizer, updates, params, momentum, nesterov):
+    """Momentum on top of any updates (Lasagne's ``apply_momentum`` formulation).
+
+    Classic: ``x = momentum * v + updates[p]``; ``v := x - p``; ``p := x``.
+    Nesterov (the pylearn2 reformulation, gradient at the current point):
+    ``x = momentum * v + updates[p] - p``; ``v := x``; ``p := momentum * x + updates[p]``.
+    """
+    result = OrderedDict(updates)
+    for index, param in enumerate(params):
+        if param not in result:
+            raise KeyError(f"{optimizer}: parameter {param_label(param, index)!r} has no update to add momentum to")
+        velocity = zeros_like_param(optimizer, "velocity", param, index)
+        if nesterov:
+            x = momentum * velocity + result[param] - param
+            result[velocity] = _as_dtype(x, velocity)
+            result[param] = _as_dtype(momentum * x + result[param], param)
+        else:
+            x = momentum * velocity + result[param]
+            result[velocity] = _as_dtype(x - param, velocity)
+            result[param] = _as_dtype(x, param)
+    return result
