@@ -1,0 +1,358 @@
+"""Checkpoints: model weights, optimizer state, generator states and user data in one file.
+
+The file is an ``.npz`` archive read with ``allow_pickle=False`` (loading executes no
+code) holding one array per weight and state variable, and a JSON metadata entry with
+names, shapes, dtypes and a SHA-256 checksum of every array. It is written to a
+temporary file and renamed into place, so a crash never leaves half a checkpoint, and
+everything is read and checked before anything is assigned, so a corrupt file or a
+mismatched model never leaves a half-loaded one.
+
+Typical use::
+
+    updates = adam(loss, model.collect_params())
+    save_checkpoint("run.ckpt", model, updates, user_data={"epoch": 3})
+    ...
+    user_data = load_checkpoint("run.ckpt", model, updates)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+
+FORMAT = "dandelion-checkpoint"
+VERSION = 1
+_METADATA_KEY = "__metadata__"
+_POLICIES = ("ignore", "warn", "raise")
+# Bit generators whose state a checkpoint may restore (looked up by name, never imported by path).
+_BIT_GENERATORS = {name: getattr(np.random, name) for name in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read: truncated, corrupt, or not a checkpoint."""
+
+
+# ----------------------------------------------------------------------- gathering
+def _optimizer_variables(updates_or_optimizer_state):
+    """{name: shared variable} from optimizer updates or an ``optimizer_state`` mapping."""
+    if updates_or_optimizer_state is None:
+        return OrderedDict()
+    items = dict(updates_or_optimizer_state)
+    if all(isinstance(key, str) for key in items):
+        return OrderedDict(items)
+    # Local import: the update package knows nothing of util, util may know of update.
+    from dandelion.update.state import optimizer_state
+
+    return optimizer_state(items)
+
+
+def _random_state_variables(module):
+    """{name: shared generator} of a module tree (dropout masks), own first then sub-modules."""
+    found = OrderedDict()
+    if module is None:
+        return found
+    pending = [module]
+    while pending:
+        current = pending.pop(0)
+        for variable in getattr(current, "random_states", ()):
+            name = variable.name or f"rng{len(found)}"
+            if name in found and found[name] is not variable:
+                raise ValueError(
+                    f"checkpoint: two generator states are named {name!r}; give the modules distinct names"
+                )
+            found[name] = variable
+        pending.extend(getattr(current, "sub_modules", {}).values())
+    return found
+
+
+def _module_weights(module):
+    return [] if module is None else [(str(name), np.asarray(value)) for value, name in module.get_weights()]
+
+
+# --------------------------------------------------------------------- JSON + arrays
+class _ArrayStash:
+    """Arrays found inside JSON-like data go into the archive; the JSON keeps a reference."""
+
+    def __init__(self, prefix, arrays):
+        self.prefix, self.arrays = prefix, arrays
+
+    def encode(self, value, where):
+        if isinstance(value, np.ndarray):
+            key = f"{self.prefix}/{len([k for k in self.arrays if k.startswith(self.prefix + '/')])}"
+            self.arrays[key] = value
+            return {"__ndarray__": key}
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) for k in value):
+                raise TypeError(f"save_checkpoint: {where} has a dict with non-string keys; JSON needs string keys")
+            if "__ndarray__" in value:
+                raise TypeError(f"save_checkpoint: {where} uses the reserved key '__ndarray__'")
+            return {k: self.encode(v, f"{where}[{k!r}]") for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise TypeError(
+            f"save_checkpoint: {where} holds a {type(value).__name__}; user data may hold dicts, lists, "
+            "str, numbers, bool, None and NumPy arrays"
+        )
+
+
+def _decode(value, arrays):
+    if isinstance(value, dict):
+        if set(value) == {"__ndarray__"}:
+            return arrays[value["__ndarray__"]]
+        return {k: _decode(v, arrays) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v, arrays) for v in value]
+    return value
+
+
+def _digest(array):
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------- save
+def save_checkpoint(path, module=None, updates_or_optimizer_state=None, user_data=None):
+    """Write a checkpoint of ``module`` and the optimizer to ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Written atomically (temporary file in the same folder, then renamed).
+    module : Module, optional
+        Its ``get_weights()`` (parameters and self-updating variables, by name and
+        in order) and the generator states of its dropout modules are saved.
+    updates_or_optimizer_state : dict, optional
+        The ``OrderedDict`` an optimizer of ``dandelion.update`` returned (its state
+        variables are found by tag), or an ``optimizer_state(updates)`` mapping.
+    user_data : JSON-like, optional
+        dicts (string keys), lists, str, numbers, bool, None and NumPy arrays; e.g.
+        the epoch and the learning-rate schedule's position.
+    """
+    arrays = OrderedDict()
+    metadata = {"format": FORMAT, "version": VERSION, "model": [], "optimizer": [], "random_states": []}
+    weights = _module_weights(module)
+    for index, (name, value) in enumerate(weights):
+        key = f"model/{index}"
+        arrays[key] = value
+        metadata["model"].append({"name": name, "key": key})
+    for index, (name, variable) in enumerate(_optimizer_variables(updates_or_optimizer_state).items()):
+        key = f"optimizer/{index}"
+        arrays[key] = np.asarray(variable.get_value())
+        metadata["optimizer"].append({"name": name, "key": key})
+    rng_stash = _ArrayStash("random", arrays)
+    for name, variable in _random_state_variables(module).items():
+        state = variable.get_value(borrow=True).bit_generator.state
+        metadata["random_states"].append({"name": name, "state": rng_stash.encode(state, f"generator {name!r}")})
+    metadata["user_data"] = _ArrayStash("user", arrays).encode(user_data, "user_data")
+    metadata["arrays"] = {
+        key: {"shape": list(a.shape), "dtype": a.dtype.str, "sha256": _digest(a)} for key, a in arrays.items()
+    }
+    for key, array in arrays.items():
+        if array.dtype.hasobject:
+            raise TypeError(f"save_checkpoint: {key} has dtype object, which cannot be stored without pickle")
+    arrays[_METADATA_KEY] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            # A file object, so NumPy does not append ".npz" to the name.
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+# ---------------------------------------------------------------------------- read
+def read_checkpoint(path):
+    """Read and verify a checkpoint without assigning anything.
+
+    Returns
+    -------
+    dict with ``model`` (list of (name, array) in saved order), ``optimizer``
+    (OrderedDict name -> array), ``random_states`` (OrderedDict name -> bit-generator
+    state) and ``user_data``.
+
+    Raises
+    ------
+    CheckpointError
+        When the file is truncated, corrupt, fails a checksum or is not a checkpoint.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as file:
+            raw = file.read()
+        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
+        raise CheckpointError(
+            f"load_checkpoint: {path!r} is truncated or corrupt ({type(error).__name__}: {error})"
+        ) from error
+    if _METADATA_KEY not in arrays:
+        raise CheckpointError(f"load_checkpoint: {path!r} is not a dandelion checkpoint (no metadata entry)")
+    try:
+        metadata = json.loads(arrays.pop(_METADATA_KEY).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"load_checkpoint: {path!r} has corrupt metadata ({error})") from error
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise CheckpointError(f"load_checkpoint: {path!r} is not a dandelion checkpoint")
+    if metadata.get("version") != VERSION:
+        raise CheckpointError(
+            f"load_checkpoint: {path!r} has format version {metadata.get('version')!r}; this dandelion reads {VERSION}"
+        )
+    described = metadata.get("arrays", {})
+    if set(described) != set(arrays):
+        raise CheckpointError(
+            f"load_checkpoint: {path!r} is corrupt: entries {sorted(set(arrays) ^ set(described))} "
+            "are missing or not described"
+        )
+    for key, info in described.items():
+        array = arrays[key]
+        if list(array.shape) != info["shape"] or array.dtype.str != info["dtype"] or _digest(array) != info["sha256"]:
+            raise CheckpointError(f"load_checkpoint: {path!r} is corrupt: entry {key!r} fails its checksum")
+    try:
+        model = [(entry["name"], arrays[entry["key"]]) for entry in metadata["model"]]
+        optimizer = OrderedDict((entry["name"], arrays[entry["key"]]) for entry in metadata["optimizer"])
+        random_states = OrderedDict(
+            (entry["name"], _decode(entry["state"], arrays)) for entry in metadata["random_states"]
+        )
+        user_data = _decode(metadata["user_data"], arrays)
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(f"load_checkpoint: {path!r} has inconsistent metadata ({error})") from error
+    return {"model": model, "optimizer": optimizer, "random_states": random_states, "user_data": user_data}
+
+
+# ---------------------------------------------------------------------------- load
+def _compare(kind, saved, current):
+    """Pairs (target, saved value) matched by name, and what does not match.
+
+    saved : {name: value}; current : {name: (shape or None to skip the check, target)}.
+    """
+    matched, problems = [], []
+    missing = [name for name in current if name not in saved]
+    unexpected = [name for name in saved if name not in current]
+    shapes = []
+    for name, array in saved.items():
+        if name not in current:
+            continue
+        shape, target = current[name]
+        if shape is not None and tuple(array.shape) != tuple(shape):
+            shapes.append(f"{name}: saved {tuple(array.shape)}, model {tuple(shape)}")
+        else:
+            matched.append((target, array))
+    if missing:
+        problems.append(f"{kind} missing from the checkpoint: {missing}")
+    if unexpected:
+        problems.append(f"{kind} in the checkpoint but not in the model: {unexpected}")
+    if shapes:
+        problems.append(f"{kind} with different shapes: {shapes}")
+    return matched, problems
+
+
+def _restore_generator(path, state):
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in _BIT_GENERATORS:
+        raise CheckpointError(f"load_checkpoint: {os.fspath(path)!r} holds a generator state of unknown kind {name!r}")
+    generator = np.random.Generator(_BIT_GENERATORS[name]())
+    try:
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as error:
+        raise CheckpointError(
+            f"load_checkpoint: {os.fspath(path)!r} holds an invalid generator state ({error})"
+        ) from error
+    return generator
+
+
+def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatched="raise"):
+    """Restore a checkpoint written by ``save_checkpoint``; returns its user data.
+
+    Build the model and the optimizer as for a fresh run, load, then compile: the
+    next training step gives exactly the result the uninterrupted run would have
+    (same backend).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    module : Module, optional
+        Receives weights by name (``set_weights_by_name``) and generator states.
+    updates_or_optimizer_state : dict, optional
+        The optimizer's updates (or ``optimizer_state(updates)``) whose state to restore.
+    unmatched : {'ignore', 'warn', 'raise'}
+        As in ``Module.set_weights_by_name``: what to do when names are missing on either
+        side or shapes differ; mismatched entries are skipped under 'ignore' and 'warn'.
+        Nothing is assigned unless every check passed.
+
+    Raises
+    ------
+    CheckpointError
+        Truncated or corrupt file (nothing is assigned).
+    ValueError
+        Structure mismatch under ``unmatched='raise'`` (nothing is assigned).
+    """
+    if unmatched not in _POLICIES:
+        raise ValueError(f"load_checkpoint: unmatched must be one of {_POLICIES}, got {unmatched!r}")
+    content = read_checkpoint(path)
+
+    weights = OrderedDict()
+    if module is not None:
+        for value, name in module.get_weights():
+            if name in weights:
+                raise ValueError(f"load_checkpoint: two model variables are named {name!r}; rename a module")
+            weights[name] = (np.shape(value), name)
+    saved_model = OrderedDict()
+    for name, array in content["model"]:
+        if name in saved_model:
+            raise CheckpointError(f"load_checkpoint: {os.fspath(path)!r} holds two weights named {name!r}")
+        saved_model[name] = array
+    problems = []
+    model_pairs, found = _compare("model weights", saved_model if module is not None else {}, weights)
+    problems += found
+
+    optimizer_pairs = []
+    if updates_or_optimizer_state is not None:
+        variables = _optimizer_variables(updates_or_optimizer_state)
+        current = OrderedDict((name, (v.get_value(borrow=True).shape, v)) for name, v in variables.items())
+        optimizer_pairs, found = _compare("optimizer state", content["optimizer"], current)
+        problems += found
+
+    generator_pairs = []
+    if module is not None:
+        current = OrderedDict((name, (None, variable)) for name, variable in _random_state_variables(module).items())
+        matched, found = _compare("generator states", content["random_states"], current)
+        problems += found
+        # Build the generators now: a state NumPy refuses must fail before anything is assigned.
+        generator_pairs = [(variable, _restore_generator(path, state)) for variable, state in matched]
+
+    if problems:
+        message = f"load_checkpoint({os.fspath(path)!r}): checkpoint and model differ; " + "; ".join(problems)
+        if unmatched == "raise":
+            raise ValueError(message + "; nothing was loaded")
+        if unmatched == "warn":
+            warnings.warn(message, stacklevel=2)
+
+    # Everything checked: assign.
+    if module is not None and model_pairs:
+        module.set_weights_by_name([[array, name] for name, array in model_pairs], unmatched="ignore")
+    for variable, array in optimizer_pairs:
+        variable.set_value(np.asarray(array, dtype=variable.dtype))
+    for variable, generator in generator_pairs:
+        variable.set_value(generator)
+    return content["user_data"]
