@@ -1,0 +1,25 @@
+"""PyTensor Ops of dandelion (convolution, pooling) with their backend kernels.
+
+Importing this package registers the Numba and JAX implementations of every Op, so a
+graph holding them compiles on any backend. Users call the wrappers in
+``dandelion.functional``; the Op classes are internal.
+"""
+
+from dandelion.ops.conv2d import Conv2D
+from dandelion.ops.conv2d_grad_filters import Conv2DGradFilters
+from dandelion.ops.conv2d_grad_input import Conv2DGradInput
+from dandelion.ops.pool import Pool
+from dandelion.ops.pool_grad import PoolGrad
+from dandelion.ops.pool_grad_grad import MaxPoolGather
+
+__all__ = ["Conv2D", "Conv2DGradInput", "Conv2DGradFilters", "Pool", "PoolGrad", "MaxPoolGather"]
+
+# Backend kernels register themselves with PyTensor's dispatchers when imported.
+from dandelion.ops import numba as _numba_kernels  # noqa: E402, F401
+
+try:
+    import jax as _jax  # noqa: F401
+except ImportError:  # JAX is optional; without it the JAX backend is unavailable anyway
+    _jax = None
+if _jax is not None:
+    from dandelion.ops import jax as _jax_kernels  # noqa: E402, F401

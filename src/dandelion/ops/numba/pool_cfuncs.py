@@ -1,0 +1,54 @@
+"""The pooling kernels behind exported C callbacks (see ``conv_cfuncs`` for why).
+
+Buffers are C-contiguous and read in the canonical (N, D, H, W) layout; the int64
+parameter vector is ``[N, D, H, W, D_out, H_out, W_out, ws (3), stride (3), pad (3), mode]``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import llvmlite.binding as llvm
+from numba import carray, cfunc, types
+
+from dandelion.ops.numba.pool_kernels import max_pool_gather, pool_backward, pool_forward
+
+N_PARAMS = 17
+
+
+@cache
+def pool_cfuncs(dtype_name):
+    """(forward, backward, gather) external functions for ``dtype_name``; registers their symbols."""
+    ptr = types.CPointer(getattr(types, dtype_name))
+    iptr = types.CPointer(types.int64)
+    signature = types.void(ptr, ptr, ptr, iptr)
+
+    @cfunc(signature, cache=True)
+    def forward(x_ptr, unused_ptr, out_ptr, p_ptr):
+        p = carray(p_ptr, (N_PARAMS,))
+        x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
+        out = carray(out_ptr, (p[0], p[4], p[5], p[6]))
+        out[...] = pool_forward(x, (p[4], p[5], p[6]), (p[7], p[8], p[9]), (p[10], p[11], p[12]), (p[13], p[14], p[15]), p[16])
+
+    @cfunc(signature, cache=True)
+    def backward(x_ptr, gy_ptr, out_ptr, p_ptr):
+        p = carray(p_ptr, (N_PARAMS,))
+        x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
+        gy = carray(gy_ptr, (p[0], p[4], p[5], p[6]))
+        out = carray(out_ptr, (p[0], p[1], p[2], p[3]))
+        out[...] = pool_backward(x, gy, (p[7], p[8], p[9]), (p[10], p[11], p[12]), (p[13], p[14], p[15]), p[16])
+
+    @cfunc(signature, cache=True)
+    def gather(x_ptr, g_ptr, out_ptr, p_ptr):
+        p = carray(p_ptr, (N_PARAMS,))
+        x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
+        g = carray(g_ptr, (p[0], p[1], p[2], p[3]))
+        out = carray(out_ptr, (p[0], p[4], p[5], p[6]))
+        out[...] = max_pool_gather(x, g, (p[4], p[5], p[6]), (p[7], p[8], p[9]), (p[10], p[11], p[12]), (p[13], p[14], p[15]))
+
+    externals = []
+    for callback in (forward, backward, gather):
+        symbol = f"dandelion_pool_{callback.__name__}_{dtype_name}"
+        llvm.add_symbol(symbol, callback.address)
+        externals.append(types.ExternalFunction(symbol, signature))
+    return tuple(externals)

@@ -1,0 +1,110 @@
+"""Vectorised NumPy kernels of the pooling Ops (the ``perform`` path, used by the C backend).
+
+The pooled axes are first brought to a canonical (N, D, H, W) layout (unpooled axes are
+flattened into N; missing pooled axes get length 1 and window 1), so one core serves
+1-, 2- and 3-D pooling. The input is copied once into a padded buffer that holds every
+window whole; the loops then run over the window *offsets* (at most prod(ws) of them),
+each a strided slice over all outputs at once. Max pooling ignores padding (as -inf) and
+routes gradients to the first maximum of each window, in row-major window order.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from dandelion.ops.conv_geometry import pool_buffer_length, pool_counts, pool_output_length
+
+
+class Canonical:
+    """The (N, D, H, W) view of an array pooled over its last ``nd`` axes, and the window geometry."""
+
+    def __init__(self, shape, nd, ws, stride, pad, ignore_border):
+        extra = 3 - nd
+        self.lead = tuple(shape[: len(shape) - nd])
+        self.spatial = (1,) * extra + tuple(shape[len(shape) - nd :])
+        self.ws = (1,) * extra + tuple(ws)
+        self.stride = (1,) * extra + tuple(stride)
+        self.pad = (0,) * extra + tuple(pad)
+        self.nd = nd
+        self.out = tuple(
+            pool_output_length(n, w, s, p, ignore_border) for n, w, s, p in zip(self.spatial, self.ws, self.stride, self.pad)
+        )
+        self.buffer = tuple(
+            pool_buffer_length(n, w, s, p, o) for n, w, s, p, o in zip(self.spatial, self.ws, self.stride, self.pad, self.out)
+        )
+        self.n = int(np.prod(self.lead, dtype=np.int64))
+
+    def out_shape(self):
+        return self.lead + self.out[3 - self.nd :]
+
+    def padded(self, x, fill):
+        buf = np.full((self.n,) + self.buffer, fill, dtype=x.dtype)
+        inner = tuple(slice(p, p + n) for p, n in zip(self.pad, self.spatial))
+        buf[(slice(None),) + inner] = x.reshape((self.n,) + self.spatial)
+        return buf
+
+    def crop(self, buf, shape):
+        inner = tuple(slice(p, p + n) for p, n in zip(self.pad, self.spatial))
+        return np.ascontiguousarray(buf[(slice(None),) + inner]).reshape(shape)
+
+    def offsets(self):
+        """Index expressions of the buffer slice each window offset reads, in row-major window order."""
+        for offset in itertools.product(*(range(w) for w in self.ws)):
+            yield (slice(None),) + tuple(slice(a, a + s * (o - 1) + 1, s) for a, s, o in zip(offset, self.stride, self.out))
+
+    def counts(self, mode):
+        return pool_counts(self.spatial, self.ws, self.stride, self.pad, self.out, mode == "average_inc_pad")
+
+
+def first_argmax(geometry, buf):
+    """Per output: the max and the index (in window order) of its first occurrence."""
+    best = np.full((geometry.n,) + geometry.out, -np.inf, dtype=buf.dtype)
+    index = np.zeros(best.shape, dtype=np.int64)
+    for k, window in enumerate(geometry.offsets()):
+        candidate = buf[window]
+        better = candidate > best
+        best = np.where(better, candidate, best)
+        index = np.where(better, k, index)
+    return best, index
+
+
+def pool_forward(x, nd, ws, stride, pad, ignore_border, mode):
+    geo = Canonical(x.shape, nd, ws, stride, pad, ignore_border)
+    if mode == "max":
+        best, _ = first_argmax(geo, geo.padded(x, -np.inf))
+        return best.reshape(geo.out_shape())
+    buf = geo.padded(x, 0)
+    total = np.zeros((geo.n,) + geo.out, dtype=x.dtype)
+    for window in geo.offsets():
+        total += buf[window]
+    if mode != "sum":
+        total /= geo.counts(mode).astype(x.dtype)
+    return total.reshape(geo.out_shape())
+
+
+def pool_backward(x, gy, nd, ws, stride, pad, ignore_border, mode):
+    geo = Canonical(x.shape, nd, ws, stride, pad, ignore_border)
+    gy = gy.reshape((geo.n,) + geo.out)
+    grad = np.zeros((geo.n,) + geo.buffer, dtype=gy.dtype)
+    if mode == "max":
+        _, index = first_argmax(geo, geo.padded(x, -np.inf))
+        for k, window in enumerate(geo.offsets()):
+            grad[window] += np.where(index == k, gy, 0)
+    else:
+        share = gy if mode == "sum" else gy / geo.counts(mode).astype(gy.dtype)
+        for window in geo.offsets():
+            grad[window] += share
+    return geo.crop(grad, x.shape)
+
+
+def max_pool_gather(x, g, nd, ws, stride, pad, ignore_border):
+    """``g`` read at the first maximum of every window of x (the adjoint of the max-pool gradient)."""
+    geo = Canonical(x.shape, nd, ws, stride, pad, ignore_border)
+    _, index = first_argmax(geo, geo.padded(x, -np.inf))
+    g_buf = geo.padded(g, 0)
+    out = np.zeros((geo.n,) + geo.out, dtype=g.dtype)
+    for k, window in enumerate(geo.offsets()):
+        out += np.where(index == k, g_buf[window], 0)
+    return out.reshape(geo.out_shape())

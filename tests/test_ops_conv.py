@@ -1,0 +1,147 @@
+"""The three convolution Ops: values against naive loops on every backend, gradients
+(first and second order) against finite differences, shape inference and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pytensor.compile.mode import Mode
+
+from dandelion.ops import Conv2D, Conv2DGradFilters, Conv2DGradInput
+from tests.conv_reference import conv2d_filter_grad_ref, conv2d_ref, conv2d_transpose_ref
+from tests.helpers import assert_close, compile_fn, ftensor, randn
+
+# Finite differences run the Ops' vectorised NumPy kernels (the Python linker): the
+# gradient graphs' maths is backend-independent, and the backends are compared below.
+# Tolerances as tests.helpers.verify_grad (PyTensor takes one-sided differences).
+PY_MODE = Mode(linker="py", optimizer="fast_compile")
+
+
+def check_grad(fn, values):
+    values = [np.asarray(v, dtype="float64") for v in values]
+    pytensor.gradient.verify_grad(fn, values, rng=np.random.default_rng(0), eps=1e-6, rel_tol=1e-3, abs_tol=1e-3, mode=PY_MODE)
+
+
+@st.composite
+def conv_configs(draw):
+    groups = draw(st.integers(1, 2))
+    cg, og = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    pad = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    size = []
+    for k, d, p in zip(kernel, dilation, pad):
+        reach = (k - 1) * d + 1
+        size.append(draw(st.integers(max(1, reach - 2 * p), reach + 4)))
+    return {
+        "x_shape": (draw(st.integers(1, 2)), groups * cg, *size),
+        "w_shape": (groups * og, cg, *kernel),
+        "stride": stride,
+        "pad": pad,
+        "dilation": dilation,
+        "groups": groups,
+        "flip": draw(st.booleans()),
+    }
+
+
+def op_props(cfg):
+    return {"stride": cfg["stride"], "pad": cfg["pad"], "dilation": cfg["dilation"], "num_groups": cfg["groups"], "flip": cfg["flip"]}
+
+
+def ref_kwargs(cfg):
+    return {"stride": cfg["stride"], "pad": cfg["pad"], "dilation": cfg["dilation"], "groups": cfg["groups"], "flip": cfg["flip"]}
+
+
+@settings(max_examples=4)
+@given(cfg=conv_configs())
+def test_conv_ops_match_naive_loops(backend, cfg):
+    props = op_props(cfg)
+    x_val, w_val = randn(*cfg["x_shape"]), randn(*cfg["w_shape"])
+    y_ref = conv2d_ref(x_val, w_val, **ref_kwargs(cfg))
+    gy_val = randn(*y_ref.shape)
+    x, w, gy = ftensor("x", x_val.shape), ftensor("w", w_val.shape), ftensor("gy", y_ref.shape)
+    y = Conv2D(**props)(x, w)
+    gx = Conv2DGradInput(**props)(w, gy, cfg["x_shape"][2:])
+    gw = Conv2DGradFilters(**props)(x, gy, cfg["w_shape"][2:])
+    assert y.type.shape == y_ref.shape and gx.type.shape == x_val.shape and gw.type.shape == w_val.shape
+    y_out, gx_out, gw_out = compile_fn([x, w, gy], [y, gx, gw], backend)(x_val, w_val, gy_val)
+    assert y_out.dtype == np.float32
+    assert_close(y_out, y_ref, rtol=1e-4, atol=1e-4)
+    assert_close(gx_out, conv2d_transpose_ref(gy_val, w_val, cfg["x_shape"][2:], **ref_kwargs(cfg)), rtol=1e-4, atol=1e-4)
+    assert_close(gw_out, conv2d_filter_grad_ref(x_val, gy_val, cfg["w_shape"][2:], **ref_kwargs(cfg)), rtol=1e-4, atol=1e-4)
+
+
+GRAD_CASES = [
+    {"stride": (2, 1), "pad": (1, 2), "dilation": (1, 2), "num_groups": 2, "flip": True},
+    {"stride": (1, 2), "pad": (0, 1), "dilation": (2, 1), "num_groups": 1, "flip": False},
+]
+
+
+@pytest.mark.parametrize("props", GRAD_CASES)
+def test_conv2d_gradients_first_and_second_order(props):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 4, 6, 5))
+    w = rng.normal(size=(4, 4 // props["num_groups"], 3, 2))
+    op = Conv2D(**props)
+    check_grad(lambda a, b: op(a, b), [x, w])
+
+    def squared_gradient_norm(a, b):
+        ga, gb = pytensor.grad((op(a, b) ** 2).sum(), [a, b])
+        return (ga**2).sum() + (gb**2).sum()
+
+    check_grad(squared_gradient_norm, [x, w])
+
+
+@pytest.mark.parametrize("props", GRAD_CASES)
+def test_grad_ops_have_their_own_gradients(props):
+    rng = np.random.default_rng(2)
+    x_shape, w_shape = (2, 4, 6, 5), (4, 4 // props["num_groups"], 3, 2)
+    y_shape = Conv2D(**props)(pt.tensor(shape=x_shape), pt.tensor(shape=w_shape)).type.shape
+    w, gy, x = rng.normal(size=w_shape), rng.normal(size=y_shape), rng.normal(size=x_shape)
+    grad_input = Conv2DGradInput(**props)
+    grad_filters = Conv2DGradFilters(**props)
+    check_grad(lambda a, b: grad_input(a, b, x_shape[2:]), [w, gy])
+    check_grad(lambda a, b: grad_filters(a, b, w_shape[2:]), [x, gy])
+    # second order through the gradient Ops
+    check_grad(lambda a, b: pytensor.grad((grad_input(a, b, x_shape[2:]) ** 2).sum(), a), [w, gy])
+    check_grad(lambda a, b: pytensor.grad((grad_filters(a, b, w_shape[2:]) ** 2).sum(), b), [x, gy])
+
+
+def test_infer_shape_without_computing(backend):
+    """Shapes of all three Ops come from ``infer_shape`` (no Op left in the shape graph)."""
+    props = GRAD_CASES[0]
+    x, w = pt.tensor4("x"), pt.tensor4("w")
+    gy, in_hw, k_hw = pt.tensor4("gy"), pt.lvector("in_hw"), pt.lvector("k_hw")
+    outs = [Conv2D(**props)(x, w), Conv2DGradInput(**props)(w, gy, in_hw), Conv2DGradFilters(**props)(x, gy, k_hw)]
+    f = pytensor.function([x, w, gy, in_hw, k_hw], [o.shape for o in outs], mode=Mode(linker="py", optimizer="fast_run"))
+    ops = {type(node.op) for node in f.maker.fgraph.apply_nodes}
+    assert not ops & {Conv2D, Conv2DGradInput, Conv2DGradFilters}
+    x_val, w_val = np.zeros((2, 4, 6, 5)), np.zeros((4, 2, 3, 2))
+    y_shape = conv2d_ref(x_val, w_val, stride=(2, 1), pad=(1, 2), dilation=(1, 2), groups=2).shape
+    shapes = f(x_val, w_val, np.zeros(y_shape), [6, 5], [3, 2])
+    assert [tuple(s) for s in shapes] == [y_shape, (2, 4, 6, 5), (4, 2, 3, 2)]
+    # the compiled backends agree with the inferred shapes
+    xs, ws = ftensor("x", x_val.shape), ftensor("w", w_val.shape)
+    out = compile_fn([xs, ws], Conv2D(**props)(xs, ws), backend)(x_val.astype("float32"), w_val.astype("float32"))
+    assert out.shape == y_shape
+
+
+def test_errors_name_op_argument_and_values():
+    x, w = ftensor("x", (2, 3, 8, 8)), ftensor("w", (4, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d: input has 3 channels, expected filters.shape\[1\] \* num_groups = 2 \* 1 = 2"):
+        Conv2D()(x, w)
+    with pytest.raises(ValueError, match=r"num_groups=3 must divide the filters' output channels, got 4"):
+        Conv2D(num_groups=3)(ftensor("x", (2, 6, 8, 8)), w)
+    with pytest.raises(ValueError, match=r"conv2d: input must have ndim 4, got ndim 3"):
+        Conv2D()(ftensor("x", (3, 8, 8)), w)
+    with pytest.raises(ValueError, match=r"smaller than the dilated filter"):
+        Conv2D(dilation=(4, 4))(ftensor("x", (2, 2, 8, 8)), w)
+    with pytest.raises(ValueError, match=r"conv2d: stride must be >= 1"):
+        Conv2D(stride=0)
+    with pytest.raises(ValueError, match=r"conv2d_grad_input: an input of size \(9, 9\)"):
+        Conv2DGradInput()(w, ftensor("gy", (2, 4, 6, 6)), (9, 9))

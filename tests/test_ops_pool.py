@@ -1,0 +1,148 @@
+"""The pooling Ops: values against naive loops on every backend, gradients (first and
+second order) against finite differences, shape inference and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pytensor.compile.mode import Mode
+
+from dandelion.ops import MaxPoolGather, Pool, PoolGrad
+from tests.helpers import assert_close, compile_fn, ftensor
+from tests.pool_reference import pool_ref
+
+PY_MODE = Mode(linker="py", optimizer="fast_compile")
+MODES = ("max", "sum", "average_inc_pad", "average_exc_pad")
+
+
+def check_grad(fn, values):
+    values = [np.asarray(v, dtype="float64") for v in values]
+    pytensor.gradient.verify_grad(fn, values, rng=np.random.default_rng(0), eps=1e-6, rel_tol=1e-3, abs_tol=1e-3, mode=PY_MODE)
+
+
+def distinct_values(shape, rng):
+    """A permutation of spaced values: no ties, so every window has one maximum."""
+    return (rng.permutation(int(np.prod(shape))).reshape(shape) * 0.1 - 3.0).astype("float32")
+
+
+@st.composite
+def pool_configs(draw):
+    nd = draw(st.integers(1, 3))
+    ws = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    ignore_border = draw(st.booleans())
+    pad = tuple(draw(st.integers(0, w - 1)) for w in ws) if ignore_border else (0,) * nd
+    spatial = tuple(draw(st.integers(max(1, w - 2 * p), w + 3)) for w, p in zip(ws, pad))
+    lead = tuple(draw(st.lists(st.integers(1, 2), min_size=0, max_size=2)))
+    return {"shape": lead + spatial, "nd": nd, "ws": ws, "stride": stride, "pad": pad, "ignore_border": ignore_border, "mode": draw(st.sampled_from(MODES))}
+
+
+@settings(max_examples=5)
+@given(cfg=pool_configs())
+def test_pool_ops_match_naive_loops(backend, cfg):
+    rng = np.random.default_rng(len(cfg["shape"]))
+    op_args = (cfg["nd"], cfg["ws"], cfg["stride"], cfg["pad"], cfg["ignore_border"], cfg["mode"])
+    x_val = distinct_values(cfg["shape"], rng)
+    y_ref = pool_ref(x_val.astype("float64"), cfg["ws"], cfg["stride"], cfg["pad"], cfg["ignore_border"], cfg["mode"])
+    x = ftensor("x", x_val.shape)
+    y = Pool(*op_args)(x)
+    assert y.type.shape == y_ref.shape
+    # PoolGrad(x, gy) is the gradient of <gy, pool(x)>; the reference perturbs each input
+    gy_val = rng.normal(size=y_ref.shape).astype("float32")
+    gy = ftensor("gy", y_ref.shape)
+    gx = PoolGrad(*op_args)(x, gy)
+    y_out, gx_out = compile_fn([x, gy], [y, gx], backend)(x_val, gy_val)
+    assert_close(y_out, y_ref, rtol=1e-5, atol=1e-5)
+    assert_close(gx_out, reference_gradient(x_val, gy_val, cfg), rtol=1e-4, atol=1e-4)
+
+
+def reference_gradient(x, gy, cfg):
+    """d<gy, pool_ref(x)>/dx by exact unit perturbations (pool_ref is piecewise linear)."""
+    base = pool_ref(x.astype("float64"), cfg["ws"], cfg["stride"], cfg["pad"], cfg["ignore_border"], cfg["mode"])
+    grad = np.zeros(x.shape)
+    flat = x.astype("float64").ravel()
+    for i in range(flat.size):
+        bumped = flat.copy()
+        bumped[i] += 0.01  # smaller than the gap between distinct values: no max changes
+        moved = pool_ref(bumped.reshape(x.shape), cfg["ws"], cfg["stride"], cfg["pad"], cfg["ignore_border"], cfg["mode"])
+        grad.flat[i] = np.sum(gy * (moved - base)) / 0.01
+    return grad
+
+
+GRAD_CASES = [
+    (2, (2, 3), (1, 2), (1, 1), True, "max"),
+    (2, (3, 2), (2, 2), (0, 0), False, "average_inc_pad"),
+    (1, (3,), (2,), (1,), True, "average_exc_pad"),
+    (3, (2, 2, 2), (1, 2, 1), (1, 0, 1), True, "sum"),
+]
+
+
+@pytest.mark.parametrize("op_args", GRAD_CASES, ids=[c[-1] for c in GRAD_CASES])
+def test_pool_gradients_first_and_second_order(op_args):
+    rng = np.random.default_rng(3)
+    nd = op_args[0]
+    x = distinct_values((2, 3, 5, 6, 4)[-(nd + 1) :], rng).astype("float64")
+    op = Pool(*op_args)
+    check_grad(lambda a: op(a), [x])
+    # second order: the gradient graph holds PoolGrad (and MaxPoolGather for max)
+    check_grad(lambda a: (pytensor.grad((op(a) ** 2).sum(), a) ** 2).sum() * a.sum(), [x])
+
+
+@pytest.mark.parametrize("op_args", GRAD_CASES, ids=[c[-1] for c in GRAD_CASES])
+def test_pool_grad_ops_have_their_own_gradients(op_args):
+    rng = np.random.default_rng(4)
+    nd = op_args[0]
+    x = distinct_values((2, 3, 5, 6, 4)[-(nd + 1) :], rng).astype("float64")
+    pooled = Pool(*op_args)(pt.tensor(shape=x.shape)).type.shape
+    gy = rng.normal(size=pooled)
+    grad_op = PoolGrad(*op_args)
+    check_grad(lambda b: grad_op(pt.constant(x), b), [gy])
+    if op_args[-1] == "max":
+        gather = MaxPoolGather(*op_args)
+        check_grad(lambda g: gather(pt.constant(x), g), [rng.normal(size=x.shape)])
+
+
+def test_infer_shape_without_computing(backend):
+    x = pt.tensor4("x")
+    ops = [Pool(*GRAD_CASES[0]), Pool(*GRAD_CASES[1])]
+    outs = [ops[0](x), ops[1](x), PoolGrad(*GRAD_CASES[0])(x, ops[0](x)), MaxPoolGather(*GRAD_CASES[0])(x, x)]
+    f = pytensor.function([x], [o.shape for o in outs], mode=Mode(linker="py", optimizer="fast_run"))
+    assert not {type(n.op) for n in f.maker.fgraph.apply_nodes} & {Pool, PoolGrad, MaxPoolGather}
+    x_val = np.zeros((2, 3, 5, 7))
+    expected_0 = pool_ref(x_val, (2, 3), (1, 2), (1, 1), True).shape
+    expected_1 = pool_ref(x_val, (3, 2), (2, 2), (0, 0), False).shape
+    assert [tuple(s) for s in f(x_val)] == [expected_0, expected_1, x_val.shape, expected_0]
+    xs = ftensor("x", x_val.shape)
+    assert compile_fn([xs], ops[1](xs), backend)(x_val.astype("float32")).shape == expected_1
+
+
+def test_float64_and_ties_agree_across_backends(backend):
+    """Ties (as after relu) route the gradient to the first maximum on every backend."""
+    x_val = np.zeros((1, 1, 4, 4))
+    x_val[0, 0, 1, 1] = x_val[0, 0, 2, 3] = 1.0
+    x = pt.tensor("x", shape=x_val.shape, dtype="float64")
+    op_args = (2, (2, 2), (2, 2), (0, 0), True, "max")
+    gx = PoolGrad(*op_args)(x, pt.ones((1, 1, 2, 2), dtype="float64"))
+    out = compile_fn([x], gx, backend)(x_val)
+    assert out.dtype == np.float64
+    expected = np.zeros((4, 4))
+    # windows: max at (1, 1); all-zero ties at (0, 2) and (2, 0); max at (2, 3)
+    expected[1, 1] = expected[0, 2] = expected[2, 0] = expected[2, 3] = 1.0
+    assert_close(out[0, 0], expected)
+
+
+def test_errors_name_op_argument_and_values():
+    with pytest.raises(ValueError, match=r"mode must be one of \('max', 'sum', 'average_inc_pad', 'average_exc_pad'\), got 'avg'"):
+        Pool(2, (2, 2), mode="avg")
+    with pytest.raises(ValueError, match=r"pad must be smaller than ws"):
+        Pool(2, (2, 2), pad=(2, 0))
+    with pytest.raises(ValueError, match=r"padding needs ignore_border=True"):
+        Pool(2, (2, 2), pad=(1, 0), ignore_border=False)
+    with pytest.raises(ValueError, match=r"window \(4, 4\) is larger than the padded input \(3, 3\)"):
+        Pool(2, (4, 4))(ftensor("x", (1, 3, 3)))
+    with pytest.raises(ValueError, match=r"input must have ndim >= 3, got ndim 2"):
+        Pool(3, (2, 2, 2))(ftensor("x", (3, 3)))
