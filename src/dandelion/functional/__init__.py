@@ -1,3 +1,22 @@
 """dandelion.functional (grows as the library's issues land)."""
 
+from dandelion.functional.conv import conv2d, conv2d_transpose
+from dandelion.functional.crop import align_crop
+from dandelion.functional.pooling import pool_1d, pool_2d, pool_3d
+from dandelion.functional.shuffle import channel_shuffle
+from dandelion.functional.spp import spatial_pyramid_pooling
+from dandelion.functional.upsampling import upsample_2d, upsample_2d_bilinear
+
 __all__: list[str] = []
+__all__ += [
+    "conv2d",
+    "conv2d_transpose",
+    "align_crop",
+    "pool_1d",
+    "pool_2d",
+    "pool_3d",
+    "channel_shuffle",
+    "spatial_pyramid_pooling",
+    "upsample_2d",
+    "upsample_2d_bilinear",
+]

@@ -4,6 +4,7 @@ from dandelion.module.base import Module
 from dandelion.module.batchnorm import BatchNorm
 from dandelion.module.center import Center
 from dandelion.module.chaincrf import ChainCRF
+from dandelion.module.conv import Conv2D, ConvTransposed2D
 from dandelion.module.dense import Dense
 from dandelion.module.dropout import Dropout
 from dandelion.module.embedding import Embedding
@@ -11,4 +12,4 @@ from dandelion.module.groupnorm import GroupNorm
 from dandelion.module.recurrent import GRU, LSTM, LSTM2D, GRUCell, LSTMCell
 from dandelion.module.sequential import Sequential
 
-__all__ = ["Module", "Dense", "Dropout", "Embedding", "Sequential", "LSTM", "GRU", "LSTMCell", "GRUCell", "LSTM2D", "BatchNorm", "GroupNorm", "Center", "ChainCRF"]
+__all__ = ["Module", "Dense", "Dropout", "Embedding", "Sequential", "LSTM", "GRU", "LSTMCell", "GRUCell", "LSTM2D", "BatchNorm", "GroupNorm", "Center", "ChainCRF", "Conv2D", "ConvTransposed2D"]
