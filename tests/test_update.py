@@ -91,8 +91,8 @@ CASES = [
     ("sgd", lambda g, p: update.sgd(g, p, learning_rate=0.1), Ref(r_sgd, lr=0.1), False),
     ("momentum", lambda g, p: update.momentum(g, p, 0.1, momentum=0.8), Ref(r_momentum, lr=0.1, mu=0.8), False),
     ("nesterov", lambda g, p: update.nesterov_momentum(g, p, 0.1, 0.7), Ref(r_nesterov, lr=0.1, mu=0.7), False),
-    ("apply_momentum", lambda g, p: update.apply_momentum(update.sgd(g, p, 0.05), momentum=0.5), Ref(r_momentum, lr=0.05, mu=0.5), False),
-    ("apply_nesterov", lambda g, p: update.apply_nesterov_momentum(update.sgd(g, p, 0.05), p, 0.6), Ref(r_nesterov, lr=0.05, mu=0.6), False),
+    ("apply_momentum", lambda g, p: update.apply_momentum(update.sgd(g, p, 0.1), momentum=0.8), Ref(r_momentum, lr=0.1, mu=0.8), False),
+    ("apply_nesterov", lambda g, p: update.apply_nesterov_momentum(update.sgd(g, p, 0.1), p, 0.7), Ref(r_nesterov, lr=0.1, mu=0.7), False),
     ("adagrad", lambda g, p: update.adagrad(g, p, 0.1, 1e-6), Ref(r_adagrad, lr=0.1, eps=1e-6), False),
     ("rmsprop", lambda g, p: update.rmsprop(g, p, 0.01, 0.8, 1e-6), Ref(r_rmsprop, lr=0.01, rho=0.8, eps=1e-6), False),
     ("adadelta", lambda g, p: update.adadelta(g, p, 1.0, 0.9, 1e-6), Ref(r_adadelta, lr=1.0, rho=0.9, eps=1e-6), False),
@@ -102,6 +102,10 @@ CASES = [
     ("adam_nan", lambda g, p: update.adam(g, p, 0.01, clear_nan=True), Ref(nan_to_zero(r_adam), lr=0.01, b1=0.9, b2=0.999, eps=1e-8), True),
     ("adadelta_nan", lambda g, p: update.adadelta(g, p, clear_nan=True), Ref(nan_to_zero(r_adadelta), lr=1.0, rho=0.95, eps=1e-6), True),
 ]  # fmt: skip
+
+
+# apply_momentum / apply_nesterov_momentum share momentum's and nesterov_momentum's
+# hyperparameters: identical graphs share compiled C kernels (cold-cache budget).
 
 
 def test_each_optimizer_follows_its_update_rule_over_several_steps(backend):
@@ -173,19 +177,11 @@ def test_every_optimizer_decreases_a_quadratic_keeping_dtype_and_state_shapes(ba
         last = step()
     for name, before, after in zip(TABLE, first, last):
         assert after < 0.9 * before, name
+    assert float(optimizer_state(updates)["adam.t"].get_value()) == 26.0
     for variable in updates:
         value = variable.get_value()
         assert value.dtype == np.float32, variable.name
         assert value.shape == shapes_before[variable.name], variable.name
-
-
-def test_step_counter_counts_steps(backend):
-    (w,) = shared_params("count")[:1]
-    updates = update.adam((w**2).sum(), [w])
-    step = compile_fn([], [], backend, updates=updates)
-    for _ in range(3):
-        step()
-    assert float(optimizer_state(updates)["adam.t"].get_value()) == 3.0
 
 
 # --------------------------------------------------------------- constraints
