@@ -133,6 +133,7 @@ def test_lstm_gradient_on_backend_matches_reference_differences(backend):
         return (ref.lstm_sequence(x, *W, h0, c0, peep, mask=mask, backward=True)[0] * w).sum()
 
     for key, actual in zip(keys, fn(x, mask, w), strict=True):
+        assert actual.dtype == np.float32, key  # JAX once returned float64 sums
         assert_close(actual, _numeric_grad(loss, values[key]), rtol=1e-3, atol=1e-4, err_msg=key)
 
 

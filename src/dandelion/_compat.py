@@ -110,3 +110,74 @@ def compile_without_implicit_updates(inputs, outputs, updates, mode, **kwargs):
         # the copy is what the updates advance, which is what dandelion relies on.
         warnings.filterwarnings("ignore", message="The RandomType SharedVariables", category=UserWarning)
         return pytensor.function(inputs, outputs, updates=updates, mode=mode, no_default_updates=True, **kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# JAX reductions in the output dtype.
+#
+# PyTensor's JAX dispatch of ``CAReduce`` (3.0 and 3.3) casts a reduction's result to
+# the Op's *accumulator* dtype, and PyTensor accumulates float32 sums in float64. So
+# under JAX every ``x.sum()`` of float32 comes back float64: losses and gradients turn
+# float64 silently, and inside ``scan`` (the gradient of a recurrent layer) a float32
+# carry meets a float64 update and JAX refuses the graph. The fix wraps the dispatch to
+# cast to the node's output dtype. It is applied when PyTensor's JAX dispatch is first
+# imported, so importing dandelion never imports JAX.
+
+_JAX_DISPATCH_MODULE = "pytensor.link.jax.dispatch"
+
+
+def _register_jax_reduce_output_dtype():
+    from pytensor.link.jax.dispatch.basic import jax_funcify
+    from pytensor.tensor.elemwise import CAReduce
+
+    pytensor_impl = jax_funcify.dispatch(CAReduce)
+    if getattr(pytensor_impl, "_dandelion_output_dtype", False):
+        return
+
+    def careduce_in_output_dtype(op, node=None, **kwargs):
+        reduce = pytensor_impl(op, node=node, **kwargs)
+        if node is None:
+            return reduce
+        dtype = node.outputs[0].dtype
+
+        def reduce_in_output_dtype(x):
+            return reduce(x).astype(dtype)
+
+        return reduce_in_output_dtype
+
+    careduce_in_output_dtype._dandelion_output_dtype = True
+    jax_funcify.register(CAReduce)(careduce_in_output_dtype)
+
+
+class _AfterJaxDispatchImport:
+    """Meta-path finder: run the fix right after PyTensor's JAX dispatch is imported."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _JAX_DISPATCH_MODULE:
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_fix(module):
+            exec_module(module)
+            _register_jax_reduce_output_dtype()
+
+        spec.loader.exec_module = exec_then_fix
+        return spec
+
+
+def install_jax_reduce_output_dtype_fix():
+    """Apply the fix now if JAX dispatch is loaded, else when it is first imported."""
+    import sys
+
+    if _JAX_DISPATCH_MODULE in sys.modules:
+        _register_jax_reduce_output_dtype()
+    elif not any(isinstance(finder, _AfterJaxDispatchImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AfterJaxDispatchImport())
+
+
+install_jax_reduce_output_dtype_fix()
