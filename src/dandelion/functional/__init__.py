@@ -1,13 +1,16 @@
 """dandelion.functional (grows as the library's issues land)."""
 
 from dandelion.functional.conv import conv2d, conv2d_transpose
+from dandelion.functional.crf import crf_log_partition, crf_nll, crf_path_score, crf_viterbi
 from dandelion.functional.crop import align_crop
+from dandelion.functional.normalization import group_norm, moments, normalize
 from dandelion.functional.pooling import pool_1d, pool_2d, pool_3d
 from dandelion.functional.shuffle import channel_shuffle
 from dandelion.functional.spp import spatial_pyramid_pooling
 from dandelion.functional.upsampling import upsample_2d, upsample_2d_bilinear
 
 __all__: list[str] = []
+__all__ += ["crf_log_partition", "crf_nll", "crf_path_score", "crf_viterbi", "group_norm", "moments", "normalize"]
 __all__ += [
     "conv2d",
     "conv2d_transpose",
