@@ -172,10 +172,11 @@ def test_ctc_gradient_matches_finite_differences():
     seq_mask = np.array([[1.0, 1.0], [1.0, 0.0]])
     sm_mask = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]])
 
-    def cost(logits):
-        return ctc_cost_logscale(seq, pt.special.softmax(logits, axis=-1), seq_mask, sm_mask)
+    # Scores need not be normalised for the recursion; positive values keep the graph small.
+    def cost(scores):
+        return ctc_cost_logscale(seq, scores, seq_mask, sm_mask)
 
-    verify_grad(cost, [rng.standard_normal((2, 4, 3))])
+    verify_grad(cost, [rng.uniform(0.2, 1.0, (2, 4, 3))])
 
 
 def test_ctc_errors_are_clear():
