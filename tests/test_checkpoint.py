@@ -178,3 +178,13 @@ def test_failed_save_leaves_the_previous_file_and_no_temporary(saved, tmp_path):
     assert saved.read_bytes() == content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.ckpt"]
     assert zipfile.is_zipfile(saved)
+
+
+def test_model_variables_with_the_same_name_cannot_be_saved(tmp_path):
+    class Twins:
+        def get_weights(self):
+            return [[np.zeros(2), "W@Dense"], [np.ones(2), "W@Dense"]]
+
+    with pytest.raises(ValueError, match=r"several model variables are named \['W@Dense'\]"):
+        save_checkpoint(tmp_path / "twins.ckpt", Twins())
+    assert list(tmp_path.iterdir()) == []

@@ -142,6 +142,12 @@ def save_checkpoint(path, module=None, updates_or_optimizer_state=None, user_dat
     arrays = OrderedDict()
     metadata = {"format": FORMAT, "version": VERSION, "model": [], "optimizer": [], "random_states": []}
     weights = _module_weights(module)
+    names = [name for name, _ in weights]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"save_checkpoint: several model variables are named {repeated}; give the modules distinct names"
+        )
     for index, (name, value) in enumerate(weights):
         key = f"model/{index}"
         arrays[key] = value
