@@ -78,10 +78,12 @@ GRAD_CASES = [
     (2, (3, 2), (2, 2), (0, 0), False, "average_inc_pad"),
     (1, (3,), (2,), (1,), True, "average_exc_pad"),
     (3, (2, 2, 2), (1, 2, 1), (1, 0, 1), True, "sum"),
+    (2, (2, 2), (2, 2), (0, 0), True, "max"),  # tiling windows: the reshape fast path
+    (1, (2,), (2,), (0,), True, "average_inc_pad"),
 ]
 
 
-@pytest.mark.parametrize("op_args", GRAD_CASES, ids=[c[-1] for c in GRAD_CASES])
+@pytest.mark.parametrize("op_args", GRAD_CASES, ids=[f"{c[-1]}-{i}" for i, c in enumerate(GRAD_CASES)])
 def test_pool_gradients_first_and_second_order(op_args):
     rng = np.random.default_rng(3)
     nd = op_args[0]
@@ -92,7 +94,7 @@ def test_pool_gradients_first_and_second_order(op_args):
     check_grad(lambda a: (pytensor.grad((op(a) ** 2).sum(), a) ** 2).sum() * a.sum(), [x])
 
 
-@pytest.mark.parametrize("op_args", GRAD_CASES, ids=[c[-1] for c in GRAD_CASES])
+@pytest.mark.parametrize("op_args", GRAD_CASES, ids=[f"{c[-1]}-{i}" for i, c in enumerate(GRAD_CASES)])
 def test_pool_grad_ops_have_their_own_gradients(op_args):
     rng = np.random.default_rng(4)
     nd = op_args[0]

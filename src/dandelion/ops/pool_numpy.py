@@ -4,7 +4,8 @@ The pooled axes are first brought to a canonical (N, D, H, W) layout (unpooled a
 flattened into N; missing pooled axes get length 1 and window 1), so one core serves
 1-, 2- and 3-D pooling. The input is copied once into a padded buffer that holds every
 window whole; the loops then run over the window *offsets* (at most prod(ws) of them),
-each a strided slice over all outputs at once. Max pooling ignores padding (as -inf) and
+each a strided slice over all outputs at once. Windows that tile the input (stride == ws,
+no padding, the common 2x2 case) skip the padded copy. Max pooling ignores padding (as -inf) and
 routes gradients to the first maximum of each window, in row-major window order.
 """
 
@@ -54,6 +55,26 @@ class Canonical:
         for offset in itertools.product(*(range(w) for w in self.ws)):
             yield (slice(None),) + tuple(slice(a, a + s * (o - 1) + 1, s) for a, s, o in zip(offset, self.stride, self.out))
 
+    def tiled(self):
+        """Windows that tile the input (stride == ws, no padding): pooled by reshaping."""
+        return all(s == w and p == 0 and o * w <= n for s, w, p, o, n in zip(self.stride, self.ws, self.pad, self.out, self.spatial))
+
+    def tile_offsets(self):
+        """Index expressions, one per window offset, into the (N, D, H, W) input of a tiled geometry."""
+        for offset in itertools.product(*(range(w) for w in self.ws)):
+            yield (slice(None),) + tuple(slice(a, o * w, w) for a, o, w in zip(offset, self.out, self.ws))
+
+    def tiled_argmax(self, x3):
+        """Max and first-max window index of a tiled geometry, without a padded copy."""
+        windows = list(self.tile_offsets())
+        best = x3[windows[0]].copy()
+        index = np.zeros(best.shape, dtype=np.int64)
+        for k, window in enumerate(windows[1:], start=1):
+            better = x3[window] > best
+            np.copyto(best, x3[window], where=better)
+            index[better] = k
+        return best, index
+
     def counts(self, mode):
         return pool_counts(self.spatial, self.ws, self.stride, self.pad, self.out, mode == "average_inc_pad")
 
@@ -72,6 +93,14 @@ def first_argmax(geometry, buf):
 
 def pool_forward(x, nd, ws, stride, pad, ignore_border, mode):
     geo = Canonical(x.shape, nd, ws, stride, pad, ignore_border)
+    if geo.tiled():
+        x3 = x.reshape((geo.n,) + geo.spatial)
+        if mode == "max":
+            return geo.tiled_argmax(x3)[0].reshape(geo.out_shape())
+        total = sum(x3[window] for window in geo.tile_offsets())
+        if mode != "sum":
+            total = total / np.asarray(np.prod(geo.ws), dtype=x.dtype)
+        return np.asarray(total, dtype=x.dtype).reshape(geo.out_shape())
     if mode == "max":
         best, _ = first_argmax(geo, geo.padded(x, -np.inf))
         return best.reshape(geo.out_shape())
@@ -87,6 +116,17 @@ def pool_forward(x, nd, ws, stride, pad, ignore_border, mode):
 def pool_backward(x, gy, nd, ws, stride, pad, ignore_border, mode):
     geo = Canonical(x.shape, nd, ws, stride, pad, ignore_border)
     gy = gy.reshape((geo.n,) + geo.out)
+    if geo.tiled():
+        grad = np.zeros((geo.n,) + geo.spatial, dtype=gy.dtype)
+        if mode == "max":
+            _, index = geo.tiled_argmax(x.reshape((geo.n,) + geo.spatial))
+            for k, window in enumerate(geo.tile_offsets()):
+                grad[window] = np.where(index == k, gy, 0)
+        else:
+            share = gy if mode == "sum" else gy / np.asarray(np.prod(geo.ws), dtype=gy.dtype)
+            for window in geo.tile_offsets():
+                grad[window] = share
+        return grad.reshape(x.shape)
     grad = np.zeros((geo.n,) + geo.buffer, dtype=gy.dtype)
     if mode == "max":
         _, index = first_argmax(geo, geo.padded(x, -np.inf))
@@ -102,6 +142,13 @@ def pool_backward(x, gy, nd, ws, stride, pad, ignore_border, mode):
 def max_pool_gather(x, g, nd, ws, stride, pad, ignore_border):
     """``g`` read at the first maximum of every window of x (the adjoint of the max-pool gradient)."""
     geo = Canonical(x.shape, nd, ws, stride, pad, ignore_border)
+    if geo.tiled():
+        _, index = geo.tiled_argmax(x.reshape((geo.n,) + geo.spatial))
+        g3 = g.reshape((geo.n,) + geo.spatial)
+        out = np.zeros(index.shape, dtype=g.dtype)
+        for k, window in enumerate(geo.tile_offsets()):
+            np.copyto(out, g3[window], where=index == k)
+        return out.reshape(geo.out_shape())
     _, index = first_argmax(geo, geo.padded(x, -np.inf))
     g_buf = geo.padded(g, 0)
     out = np.zeros((geo.n,) + geo.out, dtype=g.dtype)
