@@ -185,13 +185,16 @@ def test_gru_grad_clipping_clips_hidden_state_gradient():
 
 
 # ------------------------------------------------------------------ truncation
-@pytest.mark.parametrize("module_class", [LSTM, GRU])
-def test_truncate_gradient_stops_backpropagation(module_class):
-    """With truncate_gradient=k, the loss on the last output sees only the last k inputs."""
+def test_truncate_gradient_stops_backpropagation():
+    """With truncate_gradient=k, the loss on the last output sees only the last k inputs.
+
+    Truncation is the shared scan core's; one module exercises it numerically (GRU, the
+    cheapest to compile) and the others are checked to hand it to the scan.
+    """
     T, k = 5, 2
     rng = np.random.default_rng(6)
-    full = module_class(2, 3)
-    truncated = module_class(2, 3, truncate_gradient=k)
+    full = GRU(2, 3)
+    truncated = GRU(2, 3, truncate_gradient=k)
     randomize_weights(full, rng)
     truncated.set_weights(full.get_weights())
     x = pt.tensor("x", shape=(T, 2, 2), dtype="float64")
@@ -200,3 +203,12 @@ def test_truncate_gradient_stops_backpropagation(module_class):
     assert np.abs(g_full[: T - k]).min() > 0
     assert not g_trunc[: T - k].any()
     assert_close(g_trunc[T - 1], g_full[T - 1], rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("module, ndim", [(LSTM(2, 3, truncate_gradient=4), 3), (LSTM2D(2, 3, truncate_gradient=4), 4)])
+def test_truncate_gradient_reaches_the_scan(module, ndim):
+    from pytensor.scan.op import Scan
+
+    output = module.forward(pt.tensor("x", shape=(2,) * (ndim - 1) + (2,)))
+    scans = [node.op for node in pytensor.graph.traversal.applys_between([], [output]) if isinstance(node.op, Scan)]
+    assert [op.truncate_gradient for op in scans] == [4]
