@@ -146,6 +146,7 @@ def test_ctc_cost_gradient_decode_and_cer_match_brute_force(backend, batch):
         np.testing.assert_array_equal(got, best)
         assert np.all(decoded[len(best) :, b] == -1) and np.all(decoded_mask[len(best) :, b] == 0)
         total_edits += edit_distance(best, labels)
+    assert np.asarray(cost).dtype == np.float32 and grad.dtype == np.float32 and np.asarray(cer).dtype == np.float32
     assert_close(cost, np.mean(nll), rtol=1e-5, atol=1e-5)
     assert_close(grad, expected_grad, rtol=1e-3, atol=1e-4)
     assert_close(cost_plain, np.mean(plain), rtol=1e-5, atol=1e-5)

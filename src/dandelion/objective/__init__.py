@@ -13,6 +13,15 @@ from dandelion.objective.ctc_decode import ctc_best_path_decode
 from dandelion.objective.hinge import binary_hinge_loss, multiclass_hinge_loss
 from dandelion.objective.regression import squared_error
 
+# Backend kernels register themselves with PyTensor's dispatchers when imported
+# (the Numba ones live beside their Ops); JAX is optional.
+try:
+    import jax as _jax  # noqa: F401
+except ImportError:  # without JAX the JAX backend is unavailable anyway
+    _jax = None
+if _jax is not None:
+    from dandelion.objective import jax_kernels as _jax_kernels  # noqa: F401
+
 __all__ = [
     "aggregate",
     "binary_accuracy",

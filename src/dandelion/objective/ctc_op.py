@@ -2,7 +2,7 @@
 
 An Op rather than a ``scan`` graph: the recursion is a tight loop that each backend
 runs natively (a vectorised NumPy loop over frames for the C backend, a Numba kernel,
-``jax.lax.scan`` for JAX), and a compiled scan with its gradient costs a minute of
+``jax.lax.scan`` for JAX in ``jax_kernels.py``), and a compiled scan with its gradient costs a minute of
 compilation per graph on the C and Numba backends.
 
 Notation (Graves et al. 2006, section 4.1): the extended label sequence ``l'`` has
@@ -20,7 +20,6 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
-from pytensor.link.jax.dispatch import jax_funcify
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from dandelion._compat import ShapeInferringOp
@@ -226,52 +225,3 @@ def _numba_ctc_forward_grad(op, node=None, **kwargs):
         return _gradient_loop(log_probs, extended, skip_ok, lengths, valid, output_grad, alphas, loglik)
 
     return ctc_forward_grad_numba
-
-
-# -------------------------------------------------------------------------- JAX
-def _jax_forward():
-    import jax
-    import jax.numpy as jnp
-
-    def forward(log_probs, extended, skip_ok, lengths, valid):
-        dtype = log_probs.dtype
-        neg = jnp.asarray(LOG_ZERO, dtype)
-        emissions = jnp.take_along_axis(log_probs, extended[:, None, :].astype(jnp.int32), axis=2)
-        skip = skip_ok.astype(bool)
-        batch, states = extended.shape
-        start = jnp.full((batch, states), neg).at[:, 0].set(0)
-
-        def step(alpha, inputs):
-            emission, is_valid = inputs
-            pad = jnp.full((batch, 1), neg)
-            prev1 = jnp.concatenate([pad, alpha[:, :-1]], axis=1)
-            prev2 = jnp.where(skip, jnp.concatenate([pad, pad, alpha[:, :-2]], axis=1), neg)
-            top = jnp.maximum(jnp.maximum(alpha, prev1), prev2)
-            advanced = top + jnp.log(jnp.exp(alpha - top) + jnp.exp(prev1 - top) + jnp.exp(prev2 - top)) + emission
-            return jnp.where(is_valid.astype(bool)[:, None], advanced, alpha), None
-
-        alpha, _ = jax.lax.scan(step, start, (jnp.swapaxes(emissions, 0, 1), jnp.swapaxes(valid, 0, 1)))
-        s = jnp.arange(states)[None, :]
-        n = lengths[:, None]
-        ends = jnp.where((s == 2 * n) | ((s == 2 * n - 1) & (n > 0)), alpha, neg)
-        return jax.nn.logsumexp(ends, axis=1).astype(dtype)
-
-    return forward
-
-
-@jax_funcify.register(CTCForward)
-def _jax_ctc_forward(op, node=None, **kwargs):
-    return _jax_forward()
-
-
-@jax_funcify.register(CTCForwardGrad)
-def _jax_ctc_forward_grad(op, node=None, **kwargs):
-    import jax
-
-    forward = _jax_forward()
-
-    def ctc_forward_grad_jax(log_probs, extended, skip_ok, lengths, valid, output_grad):
-        _, pullback = jax.vjp(lambda lp: forward(lp, extended, skip_ok, lengths, valid), log_probs)
-        return pullback(output_grad.astype(log_probs.dtype))[0]
-
-    return ctc_forward_grad_jax

@@ -1,8 +1,8 @@
 """``EditDistance`` Op: Levenshtein distances of a batch of padded integer sequences.
 
 Integer dynamic programming has no gradient and no use for a scan graph; one Op with
-a NumPy ``perform`` (C backend), a Numba kernel and a JAX function keeps each backend's
-compile cheap.
+a NumPy ``perform`` (C backend), a Numba kernel and a JAX function (``jax_kernels.py``)
+keeps each backend's compile cheap.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import numba
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
-from pytensor.link.jax.dispatch import jax_funcify
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from dandelion._compat import ShapeInferringOp
@@ -69,35 +68,5 @@ def _numba_edit_distance(op, node=None, **kwargs):
         for k in range(a.shape[0]):
             out[k] = kernel(a[k, : a_len[k]], b[k, : b_len[k]])
         return out
-
-    return batch_edit_distance
-
-
-@jax_funcify.register(EditDistance)
-def _jax_edit_distance(op, node=None, **kwargs):
-    import jax
-    import jax.numpy as jnp
-
-    def one(a, a_len, b, b_len):
-        columns = jnp.arange(b.shape[0] + 1)
-
-        def next_row(row, i_and_symbol):
-            i, symbol = i_and_symbol
-            # Deletions and substitutions come from the previous row; insertions chain
-            # along the new row: new[j] = min_k<=j (partial[k] + j - k), a running minimum.
-            cost = (symbol != b).astype(row.dtype)
-            partial = jnp.concatenate([jnp.array([i], dtype=row.dtype), jnp.minimum(row[1:] + 1, row[:-1] + cost)])
-            new = jax.lax.cummin(partial - columns) + columns
-            return new, new
-
-        first = columns.astype(jnp.int64)
-        _, rows = jax.lax.scan(next_row, first, (jnp.arange(1, a.shape[0] + 1, dtype=jnp.int64), a))
-        rows = jnp.concatenate([first[None, :], rows], axis=0)
-        return rows[a_len, b_len]
-
-    batched = jax.vmap(one)
-
-    def batch_edit_distance(a, a_len, b, b_len):
-        return batched(a, a_len, b, b_len).astype(jnp.int64)
 
     return batch_edit_distance
