@@ -292,7 +292,9 @@ def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatche
 
     Build the model and the optimizer as for a fresh run, load, then compile: the
     next training step gives exactly the result the uninterrupted run would have
-    (same backend).
+    (same backend). One exception: PyTensor's JAX linker advances a private copy of
+    each generator state inside the compiled function, so a JAX run's dropout stream
+    is not in its shared variables and resumes from the saved (initial) state.
 
     Parameters
     ----------
