@@ -38,11 +38,13 @@ def spp_ref(x, dims, mode, implementation):
 def test_spp_implementations_match_reference(backend):
     square, odd = randn(2, 3, 12, 12), randn(2, 3, 7, 9)
     xs, xo = ftensor("xs", square.shape), ftensor("xo", odd.shape)
+    # small pyramids: every bin of 'fast_ls' / 'stretch' is its own graph node, and
+    # each node costs a Numba compilation on a cold cache
     cases = [
         (xs, square, (4, 2, 1), "max", "fast"),
-        (xs, square, (3, 2), "sum", "fast"),
-        (xo, odd, (3, 2, 1), "max", "fast_ls"),
-        (xo, odd, (4, 2, 1), "average_exc_pad", "stretch"),
+        (xs, square, (3,), "sum", "fast"),
+        (xo, odd, (2, 1), "max", "fast_ls"),
+        (xo, odd, (3,), "average_exc_pad", "stretch"),
     ]
     outs = [spatial_pyramid_pooling(x, dims, mode, impl) for x, _, dims, mode, impl in cases]
     results = compile_fn([xs, xo], outs, backend)(square, odd)

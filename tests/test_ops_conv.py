@@ -57,7 +57,8 @@ def ref_kwargs(cfg):
     return {"stride": cfg["stride"], "pad": cfg["pad"], "dilation": cfg["dilation"], "groups": cfg["groups"], "flip": cfg["flip"]}
 
 
-@settings(max_examples=4)
+# each example compiles three Ops per backend (seconds each with Numba on a cold cache)
+@settings(max_examples=3)
 @given(cfg=conv_configs())
 def test_conv_ops_match_naive_loops(backend, cfg):
     props = op_props(cfg)

@@ -35,8 +35,8 @@ def conv2d(input, filters, stride=(1, 1), pad="valid", dilation=(1, 1), num_grou
     filters : (O, C // num_groups, kh, kw) tensor
     stride, dilation : int or pair of int
     pad : {'valid', 'full', 'half', 'same'} or int or pair of int
-        'full' pads ``dilation * (k - 1)``, 'half'/'same' ``dilation * (k - 1) // 2 + ...``
-        (``dilated_k // 2``; odd kernels keep the size at stride 1).
+        With ``dilated_k = dilation * (k - 1) + 1``: 'full' pads ``dilated_k - 1``,
+        'half'/'same' pad ``dilated_k // 2`` (odd kernels keep the size at stride 1).
     num_groups : int
         Input and output channels split into this many independent groups.
     flip_filters : bool
