@@ -64,10 +64,13 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         return child(argv[1:])
+    if argv[:1] == ["--numpy-floor"]:
+        print(f"FLOOR {numpy_step_floor_ms(argv[1]):.6f}")
+        return None
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_recurrent", description=__doc__)
     parser.add_argument("--workloads", default="W1,W2")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
-    parser.add_argument("--modes", default="train,inference")
+    parser.add_argument("--modes", default="train,inference", help='"" to skip the main table')
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
@@ -86,7 +89,7 @@ def main(argv=None):
     print(f"{environment['cpu']}, {args.threads} threads; load average {os.getloadavg()[0]:.1f}", flush=True)
     results = {}
     for workload in args.workloads.split(","):
-        for mode in args.modes.split(","):
+        for mode in filter(None, args.modes.split(",")):
             for framework in args.frameworks.split(","):
                 result = run_child(workload, framework, mode, args)
                 results[workload, mode, framework] = result
@@ -163,12 +166,20 @@ def _summary(results):
         )
 
 
+def _numpy_floor_in_child(cell):
+    # NumPy's BLAS reads its thread count when NumPy is imported; a child process sees
+    # the pinned count, this one (NumPy already imported) would not.
+    command = [sys.executable, "-m", "benchmarks.bench_recurrent", "--numpy-floor", cell]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300).stdout
+    return float(next(line.split()[1] for line in out.splitlines() if line.startswith("FLOOR ")))
+
+
 def _scan_cost(args):
     print("\nPer-step cost of the scan (inference, (T=50 - T=10) / 40), against NumPy doing one step's arithmetic")
     for workload, cell in WORKLOADS.items():
         if workload not in args.workloads.split(","):
             continue
-        floor = numpy_step_floor_ms(cell)
+        floor = _numpy_floor_in_child(cell)
         for framework in args.frameworks.split(","):
             long = run_child(workload, framework, "inference", args, {"steps": 50})
             short = run_child(workload, framework, "inference", args, {"steps": 10})
