@@ -11,7 +11,8 @@ from pytensor.graph.basic import equal_computations
 import dandelion
 from dandelion.functional.normalization import moments, normalize
 from dandelion.module import BatchNorm
-from tests.helpers import assert_close, compile_fn, verify_grad
+from tests.grad_check import verify_grad
+from tests.helpers import assert_close, compile_fn
 
 EPS, ALPHA = 1e-4, 0.1
 

@@ -16,7 +16,7 @@ _compiled = {}
 
 def reference_update(centers, features, labels, alpha):
     """Classes in the batch move to alpha * (their batch mean) + (1 - alpha) * old."""
-    new = centers.astype("float64").copy()
+    new = np.array(centers, dtype="float64")  # a copy (JAX returns immutable arrays)
     for c in np.unique(labels):
         new[c] = alpha * features[labels == c].mean(axis=0) + (1 - alpha) * centers[c]
     return new

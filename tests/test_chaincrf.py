@@ -14,7 +14,8 @@ from pytensor.graph.basic import equal_computations
 from dandelion.functional.crf import crf_nll, padded_transition_scores, split_padded
 from dandelion.module import ChainCRF
 from tests.crf_reference import brute_force, transition_matrix
-from tests.helpers import assert_close, compile_fn, verify_grad
+from tests.grad_check import verify_grad
+from tests.helpers import assert_close, compile_fn
 
 B, N = 2, 3
 STEPS = (3, 1)  # every check runs at T = 3 and at T = 1 (a single step)
@@ -42,12 +43,12 @@ def _build(backend, steps):
     x = pt.tensor("x", shape=(B, static_steps, N), dtype="float32")
     y = pt.tensor("y", shape=(B, static_steps), dtype="int32")
     modules, outputs = {}, []
-    for key, (pad, normalization, p_scale, l1) in CASES.items():
+    for case, (pad, normalization, p_scale, l1) in CASES.items():
         size = N + 2 if pad else N
         # Raw values on both sides of the [1e-4, 1] clip.
         raw = (
             modules["pad"].transitions
-            if key == "pad_l1"
+            if case == "pad_l1"
             else rng.uniform(-0.3, 1.3, size=(size, size)).astype("float32")
         )
         crf = ChainCRF(
@@ -57,11 +58,11 @@ def _build(backend, steps):
             l1_regularization=l1,
             state_pad=pad,
             transition_matrix_normalization=normalization,
-            name=key,
+            name=case,
         )
         loss = crf.forward(x, y)
         outputs += [loss, crf.predict(x), pytensor.grad(pt.sum(loss), x)]
-        modules[key] = crf
+        modules[case] = crf
     _compiled[key] = (modules, compile_fn([x, y], outputs, backend))
     return _compiled[key]
 

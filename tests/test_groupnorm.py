@@ -8,7 +8,8 @@ import pytest
 
 from dandelion.functional.normalization import group_norm
 from dandelion.module import GroupNorm
-from tests.helpers import assert_close, compile_fn, verify_grad
+from tests.grad_check import verify_grad
+from tests.helpers import assert_close, compile_fn
 
 EPS = 1e-5
 
