@@ -71,10 +71,7 @@ def test_round_trip_restores_weights_optimizer_state_and_user_data(tmp_path):
 
 
 def test_resumed_training_matches_the_uninterrupted_run_exactly(backend, tmp_path):
-    # PyTensor's JAX linker steps a private copy of each generator state inside the
-    # compiled function (it warns so), so the dropout stream of a JAX run cannot be
-    # saved from its shared variable; the JAX case trains without dropout.
-    dropout = backend != "jax"
+    dropout = True  # the masks' step counter must resume too, on every backend
     rng = np.random.default_rng(0)
     data = [
         (rng.standard_normal((3, 4)).astype("float32"), rng.standard_normal((3, 2)).astype("float32")) for _ in range(6)
@@ -164,7 +161,7 @@ def test_a_different_model_gets_a_report_and_the_unmatched_policy(saved):
     load_checkpoint(saved, smaller, plain_updates, unmatched="ignore")
     with pytest.raises(ValueError, match="optimizer state in the checkpoint but not in the model: .*adam.t"):
         load_checkpoint(saved, smaller, plain_updates)
-    with pytest.raises(ValueError, match="generator states in the checkpoint but not in the model"):
+    with pytest.raises(ValueError, match="random-number states in the checkpoint but not in the model"):
         load_checkpoint(saved, smaller, adam_updates)
     with pytest.raises(ValueError, match=r"unmatched must be one of \('ignore', 'warn', 'raise'\)"):
         load_checkpoint(saved, smaller, unmatched="skip")

@@ -95,3 +95,49 @@ def test_python_p_edges_predict_and_errors():
         dropout.forward(x, p=1.5)
     with pytest.raises(ValueError, match="Dropout: shared_axes entry 2 is out of range for input of ndim 2"):
         dropout.forward(x, shared_axes=(2,))
+
+
+def _lowbias32(x):
+    """Wellons' lowbias32 integer hash, written from its published definition."""
+    x = x.astype(np.uint64)
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    x ^= x >> 16
+    return x.astype(np.uint32)
+
+
+def test_hash_matches_its_definition_on_backend(backend):
+    from dandelion.functional.random_bits import mix32
+
+    values = np.array([0, 1, 2, 12345, 2**31 - 1, 2**31, 2**32 - 1], "uint32")
+    x = pt.tensor("x", shape=values.shape, dtype="uint32")
+    np.testing.assert_array_equal(compile_fn([x], mix32(x), backend)(values), _lowbias32(values))
+
+
+def test_masks_are_identical_across_backends_and_uncorrelated_between_steps():
+    shape = (200, 250)  # correlations of 50,000 draws have a standard error of 0.0045
+    ones = np.ones(shape, "float32")
+    sequences = {}
+    for name in ("c", "numba", "jax"):
+        dropout = Dropout(seed=21)
+        x = ftensor("x", shape)
+        f = compile_fn([x], dropout.forward(x, p=0.5), name)
+        sequences[name] = [f(ones) != 0 for _ in range(4)]
+    for name in ("numba", "jax"):
+        for a, b in zip(sequences["c"], sequences[name]):
+            np.testing.assert_array_equal(a, b)
+    masks = np.array(sequences["c"]).reshape(4, -1).astype("float64")
+    correlation = np.corrcoef(masks)
+    assert np.all(np.abs(correlation[np.triu_indices(4, 1)]) < 0.025)
+    assert np.all(np.abs(masks.mean(axis=1) - 0.5) < 0.01)
+
+
+def test_theano_idiom_plain_function_without_collected_updates_still_advances(backend):
+    dropout = Dropout(seed=12)
+    x = ftensor("x", SHAPE)
+    f = pytensor.function([x], dropout.forward(x, p=0.5), mode=dandelion.resolve_mode(backend))
+    ones = np.ones(SHAPE, "float32")
+    assert not np.array_equal(f(ones), f(ones))
+    assert int(dropout.counter.get_value()) == 2

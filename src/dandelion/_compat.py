@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import pytensor
 from pytensor.graph.op import Op
-from pytensor.tensor.random import shared_rng
 
 PYTENSOR_VERSION = tuple(int(part) for part in pytensor.__version__.split(".")[:2])
 
@@ -55,22 +53,6 @@ def floatx_is_user_choice() -> bool:
     return not getattr(param, "is_default", True) or pytensor.config.floatX != param.default
 
 
-def new_shared_rng(seed, name=None):
-    """A shared NumPy ``Generator`` variable; replaces the deprecated ``RandomStream``."""
-    return shared_rng(np.random.default_rng(seed), name=name)
-
-
-def draw_bernoulli(rng, p, size, dtype):
-    """Draw Bernoulli(p) samples of ``dtype``; returns ``(next_rng, sample)``.
-
-    Drawn as ``uniform < p``: JAX has no binomial sampler without NumPyro. The method API
-    on a generator variable returns the advanced state explicitly, so the update can be
-    given to ``pytensor.function`` without ``default_update``.
-    """
-    next_rng, uniform = rng.uniform(size=size)
-    return next_rng, (uniform < p).astype(dtype)
-
-
 def read_default_update(variable):
     """The ``default_update`` a shared variable carries (Theano's implicit update).
 
@@ -86,9 +68,9 @@ def read_default_update(variable):
 def attach_default_update(variable, expression) -> None:
     """Give a shared variable an implicit update without the deprecated setter.
 
-    Used for random generator states only, so that Theano-era code compiling with
-    ``pytensor.function(..., no_default_updates=False)`` still sees new dropout masks on
-    every call, as it did with ``RandomStreams``. PyTensor 3.0 and 3.3 store the value in
+    Used for random-number states only (dropout's step counter), so that Theano-era code
+    compiling with ``pytensor.function(..., no_default_updates=False)`` still sees new
+    dropout masks on every call, as it did with ``RandomStreams``. PyTensor 3.0 and 3.3 store the value in
     ``_default_update``; should a later line drop it, ``dandelion.function`` still finds
     the tag.
     """
@@ -106,9 +88,6 @@ def compile_without_implicit_updates(inputs, outputs, updates, mode, **kwargs):
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*no_default_updates.*", category=DeprecationWarning)
-        # JAX copies generator states into the compiled function and says so every time;
-        # the copy is what the updates advance, which is what dandelion relies on.
-        warnings.filterwarnings("ignore", message="The RandomType SharedVariables", category=UserWarning)
         return pytensor.function(inputs, outputs, updates=updates, mode=mode, no_default_updates=True, **kwargs)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from dandelion.demo.data import load_digits_split
 from dandelion.demo.models import MODELS
 from dandelion.demo.train import build_graphs, compile_graphs, evaluate, train_epochs
-from dandelion.util import load_checkpoint, save_checkpoint
+from dandelion.util import load_checkpoint, read_checkpoint, save_checkpoint
 
 DEFAULT_EPOCHS = {"mlp": 20, "cnn": 15, "lstm": 20}
 DEFAULT_LEARNING_RATES = {"mlp": 2e-3, "cnn": 2e-3, "lstm": 5e-3}
@@ -44,9 +44,10 @@ def main(argv=None):
     train_graph, predict_graph, updates = build_graphs(model, args.batch_size, len(test_split.labels), learning_rate)
     first_epoch = 0
     if args.resume:
+        saved_model = read_checkpoint(args.resume)["user_data"].get("model")
+        if saved_model != args.model:
+            raise SystemExit(f"--resume: {args.resume} holds a {saved_model!r} model, not {args.model!r}")
         saved = load_checkpoint(args.resume, model, updates)
-        if saved.get("model") != args.model:
-            raise SystemExit(f"--resume: {args.resume} holds a {saved.get('model')!r} model, not {args.model!r}")
         first_epoch = int(saved["epochs_done"])
         log(f"resumed from {args.resume} after epoch {first_epoch}")
     train, predict = compile_graphs(train_graph, predict_graph, updates, args.backend)

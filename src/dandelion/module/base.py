@@ -50,7 +50,7 @@ class Module:
         self.params = []
         self.self_updating_variables = []
         self.sub_modules = OrderedDict()
-        self.random_states = []  # generator states with pending updates (not weights)
+        self.random_states = []  # random-number states with pending updates (not weights)
         self._variable_keys = {}  # id(variable) -> attribute key, for naming
         self._parent = None
         self.work_mode = work_mode
@@ -71,7 +71,7 @@ class Module:
         return f"{key}@{owner}"
 
     def _rename_variables(self):
-        for variable in self._own_variables():
+        for variable in self._own_variables() + list(self.random_states):
             key = self._variable_keys.get(id(variable))
             if key is not None:
                 variable.name = self._variable_name(key)
@@ -82,7 +82,9 @@ class Module:
     def __setattr__(self, key, value):
         if isinstance(value, Module) and not key.startswith("_"):
             self._adopt(key, value)
-        elif getattr(self, "_variable_keys", None) is not None and any(value is v for v in self._own_variables()):
+        elif getattr(self, "_variable_keys", None) is not None and any(
+            value is v for v in self._own_variables() + list(self.random_states)
+        ):
             if id(value) not in self._variable_keys and getattr(value.tag, "dandelion_auto_name", False):
                 self._variable_keys[id(value)] = key
                 value.name = self._variable_name(key)
@@ -124,6 +126,15 @@ class Module:
     def register_self_updating_variable(self, x, shape=None, name=None):
         """Register a variable updated by an expression of its own (running statistics)."""
         return self._register(self.self_updating_variables, x, shape, name)
+
+    def register_random_state(self, x, shape=None, name=None):
+        """Register the state of a random-number stream (dropout's step counter).
+
+        Its update is collected by ``collect_self_updates`` and it is saved by
+        checkpoints, but it is not a weight: ``get_weights`` leaves it out, so weight files
+        keep the Theano-era layout.
+        """
+        return self._register(self.random_states, x, shape, name)
 
     # -------------------------------------------------------------- collecting
     def _selected_sub_modules(self, where, include, exclude):

@@ -1,4 +1,4 @@
-"""``Dropout`` with generator states that advance on every call, on every backend."""
+"""``Dropout`` with masks that change on every call and resume exactly, on every backend."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import numbers
 import numpy as np
 import pytensor.tensor as pt
 
-from dandelion._compat import attach_default_update, draw_bernoulli, new_shared_rng
+from dandelion._compat import attach_default_update
+from dandelion.functional.random_bits import uniform_from_counter
 from dandelion.module.base import Module
 from dandelion.self_update import set_update
 from dandelion.util.graph import shape_of
@@ -16,27 +17,33 @@ from dandelion.util.graph import shape_of
 class Dropout(Module):
     """Sets input elements to zero with probability ``p`` during training.
 
-    Every ``forward`` call draws from a generator state of its own (seeded from
-    ``seed``, so two modules with the same seed give the same masks) whose update is
-    returned by ``collect_self_updates()`` and applied automatically by
-    ``dandelion.function``. Compile the training function with either, and the masks
-    change on every call, JAX included.
+    Masks are a counter-based hash of (seed, call site, step counter, element), so two
+    modules with the same seed give the same masks, on every backend alike. The step
+    counter is the module's random state: its update is returned by
+    ``collect_self_updates()`` and applied automatically by ``dandelion.function``;
+    compile the training function with either and the masks change on every call, JAX
+    included. The counter is saved by checkpoints (not by ``get_weights``), so training
+    resumes with the same masks. Each ``forward`` call in a graph is its own stream, so
+    dropout applied twice draws independent masks.
 
     Parameters
     ----------
     seed : int, optional
-        Seed of the mask generator; a random one when None.
+        Seed of the masks; a random one when None.
     """
 
     def __init__(self, seed=None, name=None):
         super().__init__(name=name)
         self.seed = int(np.random.randint(1, 2**31 - 1)) if seed is None else int(seed)
-        self._seed_sequence = np.random.SeedSequence(self.seed)
-
-    def _new_generator(self):
-        generator = new_shared_rng(self._seed_sequence.spawn(1)[0], name=f"rng{len(self.random_states)}@Dropout|{self.name}")
-        self.random_states.append(generator)
-        return generator
+        # The seed is a state too: a checkpoint then restores the whole stream.
+        self.seed_state = self.register_random_state(np.asarray(self.seed % 2**32, dtype="uint32"))
+        self.counter = self.register_random_state(np.zeros((), dtype="uint32"))
+        self._streams = 0
+        next_counter = self.counter + np.uint32(1)
+        set_update(self.counter, next_counter)
+        # Theano-era code compiling with plain pytensor.function(no_default_updates=False)
+        # relied on RandomStreams' implicit updates; keep that working.
+        attach_default_update(self.counter, next_counter)
 
     def forward(self, input, p=0.5, shared_axes=(), rescale=True):
         """Dropout mask applied to ``input`` (any shape).
@@ -62,10 +69,9 @@ class Dropout(Module):
         mask_shape = tuple(1 if axis in shared else length for axis, length in enumerate(shape_of(input)))
 
         retain = pt.clip(1 - pt.as_tensor_variable(p, dtype=input.dtype), 0, 1).astype(input.dtype)
-        generator = self._new_generator()
-        next_generator, mask = draw_bernoulli(generator, retain, mask_shape, input.dtype)
-        set_update(generator, next_generator)
-        attach_default_update(generator, next_generator)
+        uniform = uniform_from_counter(self.seed_state, self._streams, self.counter, mask_shape, input.dtype)
+        self._streams += 1
+        mask = pt.lt(uniform, retain).astype(input.dtype)
         if shared:
             mask = pt.specify_broadcastable(mask, *sorted(shared))
         output = input * mask

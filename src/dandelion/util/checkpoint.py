@@ -1,4 +1,4 @@
-"""Checkpoints: model weights, optimizer state, generator states and user data in one file.
+"""Checkpoints: model weights, optimizer state, random-number states and user data in one file.
 
 The file is an ``.npz`` archive read with ``allow_pickle=False`` (loading executes no
 code) holding one array per weight and state variable, and a JSON metadata entry with
@@ -32,8 +32,6 @@ FORMAT = "dandelion-checkpoint"
 VERSION = 1
 _METADATA_KEY = "__metadata__"
 _POLICIES = ("ignore", "warn", "raise")
-# Bit generators whose state a checkpoint may restore (looked up by name, never imported by path).
-_BIT_GENERATORS = {name: getattr(np.random, name) for name in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")}
 
 
 class CheckpointError(ValueError):
@@ -55,7 +53,8 @@ def _optimizer_variables(updates_or_optimizer_state):
 
 
 def _random_state_variables(module):
-    """{name: shared generator} of a module tree (dropout masks), own first then sub-modules."""
+    """{name: shared variable} of a module tree's random-number states (dropout step
+    counters), own first then sub-modules."""
     found = OrderedDict()
     if module is None:
         return found
@@ -66,7 +65,7 @@ def _random_state_variables(module):
             name = variable.name or f"rng{len(found)}"
             if name in found and found[name] is not variable:
                 raise ValueError(
-                    f"checkpoint: two generator states are named {name!r}; give the modules distinct names"
+                    f"checkpoint: two random-number states are named {name!r}; give the modules distinct names"
                 )
             found[name] = variable
         pending.extend(getattr(current, "sub_modules", {}).values())
@@ -131,7 +130,7 @@ def save_checkpoint(path, module=None, updates_or_optimizer_state=None, user_dat
         Written atomically (temporary file in the same folder, then renamed).
     module : Module, optional
         Its ``get_weights()`` (parameters and self-updating variables, by name and
-        in order) and the generator states of its dropout modules are saved.
+        in order) and the random-number states of its dropout modules are saved.
     updates_or_optimizer_state : dict, optional
         The ``OrderedDict`` an optimizer of ``dandelion.update`` returned (its state
         variables are found by tag), or an ``optimizer_state(updates)`` mapping.
@@ -156,10 +155,10 @@ def save_checkpoint(path, module=None, updates_or_optimizer_state=None, user_dat
         key = f"optimizer/{index}"
         arrays[key] = np.asarray(variable.get_value())
         metadata["optimizer"].append({"name": name, "key": key})
-    rng_stash = _ArrayStash("random", arrays)
-    for name, variable in _random_state_variables(module).items():
-        state = variable.get_value(borrow=True).bit_generator.state
-        metadata["random_states"].append({"name": name, "state": rng_stash.encode(state, f"generator {name!r}")})
+    for index, (name, variable) in enumerate(_random_state_variables(module).items()):
+        key = f"random/{index}"
+        arrays[key] = np.asarray(variable.get_value())
+        metadata["random_states"].append({"name": name, "key": key})
     metadata["user_data"] = _ArrayStash("user", arrays).encode(user_data, "user_data")
     metadata["arrays"] = {
         key: {"shape": list(a.shape), "dtype": a.dtype.str, "sha256": _digest(a)} for key, a in arrays.items()
@@ -192,8 +191,8 @@ def read_checkpoint(path):
     Returns
     -------
     dict with ``model`` (list of (name, array) in saved order), ``optimizer``
-    (OrderedDict name -> array), ``random_states`` (OrderedDict name -> bit-generator
-    state) and ``user_data``.
+    (OrderedDict name -> array), ``random_states`` (OrderedDict name -> array) and
+    ``user_data``.
 
     Raises
     ------
@@ -237,9 +236,7 @@ def read_checkpoint(path):
     try:
         model = [(entry["name"], arrays[entry["key"]]) for entry in metadata["model"]]
         optimizer = OrderedDict((entry["name"], arrays[entry["key"]]) for entry in metadata["optimizer"])
-        random_states = OrderedDict(
-            (entry["name"], _decode(entry["state"], arrays)) for entry in metadata["random_states"]
-        )
+        random_states = OrderedDict((entry["name"], arrays[entry["key"]]) for entry in metadata["random_states"])
         user_data = _decode(metadata["user_data"], arrays)
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"load_checkpoint: {path!r} has inconsistent metadata ({error})") from error
@@ -273,34 +270,18 @@ def _compare(kind, saved, current):
     return matched, problems
 
 
-def _restore_generator(path, state):
-    name = state.get("bit_generator") if isinstance(state, dict) else None
-    if name not in _BIT_GENERATORS:
-        raise CheckpointError(f"load_checkpoint: {os.fspath(path)!r} holds a generator state of unknown kind {name!r}")
-    generator = np.random.Generator(_BIT_GENERATORS[name]())
-    try:
-        generator.bit_generator.state = state
-    except (TypeError, ValueError, KeyError) as error:
-        raise CheckpointError(
-            f"load_checkpoint: {os.fspath(path)!r} holds an invalid generator state ({error})"
-        ) from error
-    return generator
-
-
 def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatched="raise"):
     """Restore a checkpoint written by ``save_checkpoint``; returns its user data.
 
-    Build the model and the optimizer as for a fresh run, load, then compile: the
-    next training step gives exactly the result the uninterrupted run would have
-    (same backend). One exception: PyTensor's JAX linker advances a private copy of
-    each generator state inside the compiled function, so a JAX run's dropout stream
-    is not in its shared variables and resumes from the saved (initial) state.
+    Build the model and the optimizer as for a fresh run, load, and compile (before or
+    after loading): the next training step gives exactly the result the uninterrupted
+    run would have on the same backend, dropout masks included.
 
     Parameters
     ----------
     path : str or os.PathLike
     module : Module, optional
-        Receives weights by name (``set_weights_by_name``) and generator states.
+        Receives weights by name (``set_weights_by_name``) and random-number states.
     updates_or_optimizer_state : dict, optional
         The optimizer's updates (or ``optimizer_state(updates)``) whose state to restore.
     unmatched : {'ignore', 'warn', 'raise'}
@@ -341,13 +322,14 @@ def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatche
         optimizer_pairs, found = _compare("optimizer state", content["optimizer"], current)
         problems += found
 
-    generator_pairs = []
+    random_pairs = []
     if module is not None:
-        current = OrderedDict((name, (None, variable)) for name, variable in _random_state_variables(module).items())
-        matched, found = _compare("generator states", content["random_states"], current)
+        current = OrderedDict(
+            (name, (variable.get_value(borrow=True).shape, variable))
+            for name, variable in _random_state_variables(module).items()
+        )
+        random_pairs, found = _compare("random-number states", content["random_states"], current)
         problems += found
-        # Build the generators now: a state NumPy refuses must fail before anything is assigned.
-        generator_pairs = [(variable, _restore_generator(path, state)) for variable, state in matched]
 
     if problems:
         message = f"load_checkpoint({os.fspath(path)!r}): checkpoint and model differ; " + "; ".join(problems)
@@ -361,6 +343,6 @@ def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatche
         module.set_weights_by_name([[array, name] for name, array in model_pairs], unmatched="ignore")
     for variable, array in optimizer_pairs:
         variable.set_value(np.asarray(array, dtype=variable.dtype))
-    for variable, generator in generator_pairs:
-        variable.set_value(generator)
+    for variable, array in random_pairs:
+        variable.set_value(np.asarray(array, dtype=variable.dtype))
     return content["user_data"]
