@@ -5,7 +5,7 @@ import shutil
 import nox
 
 PYTHONS = [v for v in ("3.11", "3.12", "3.13") if shutil.which(f"python{v}")] or ["3.11"]
-nox.options.sessions = ["tests", "lint"]
+nox.options.sessions = ["tests", "lint", "docs"]
 
 
 @nox.session(python=PYTHONS)
@@ -24,3 +24,9 @@ def lint(session):
 def bench(session):
     session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def docs(session):
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "-d", "site")
