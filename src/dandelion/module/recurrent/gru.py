@@ -83,6 +83,8 @@ class GRU(GRUParams):
         Learn the initial state h_ini (H,), broadcast over the batch.
     truncate_gradient : int
         -1 for full back-propagation through time, else the number of steps.
+        Gradients of a truncated scan fail on PyTensor's JAX backend
+        (PyTensor 3.0: an assertion in its scan trace handling); use C or Numba.
     name : str, optional
 
     Notes

@@ -95,6 +95,8 @@ class LSTM(LSTMParams):
         Learn the initial states h_ini, c_ini (H,), broadcast over the batch.
     truncate_gradient : int
         -1 for full back-propagation through time, else the number of steps.
+        Gradients of a truncated scan fail on PyTensor's JAX backend
+        (PyTensor 3.0: an assertion in its scan trace handling); use C or Numba.
     name : str, optional
 
     Notes

@@ -50,7 +50,8 @@ class LSTM2D(RecurrentModule):
     learn_ini : bool
         Learn h_ini, c_ini (hidden_dim,), broadcast over the batch.
     truncate_gradient : int
-        -1 for full back-propagation, else the number of scan steps.
+        -1 for full back-propagation, else the number of scan steps. Gradients of a
+        truncated scan fail on PyTensor's JAX backend; use C or Numba.
     name : str, optional
 
     Registration order: W_in (C, 4h), b_in (4h,), W_h_left (h, 4h), W_h_up (h, 4h),
