@@ -47,11 +47,16 @@ def dandelion_step_functions(model_forward, model_predict, params, self_updates,
         updates.update(self_updates())
         function = dandelion.function([inputs_var, labels_var], loss, updates=updates, mode=backend)
         function(inputs, labels)
-        step = lambda: function(inputs, labels)  # noqa: E731
+
+        def step():
+            # np.asarray waits for the result: the JAX backend returns arrays still being computed.
+            return np.asarray(function(inputs, labels))
     else:
         function = dandelion.function([inputs_var], pt.argmax(model_predict(), axis=-1), mode=backend)
         function(inputs)
-        step = lambda: function(inputs)  # noqa: E731
+
+        def step():
+            return np.asarray(function(inputs))
     return time.perf_counter() - started, step
 
 
