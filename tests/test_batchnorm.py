@@ -11,8 +11,7 @@ from pytensor.graph.basic import equal_computations
 import dandelion
 from dandelion.functional.normalization import moments, normalize
 from dandelion.module import BatchNorm
-from tests.grad_check import verify_grad
-from tests.helpers import assert_close, compile_fn
+from tests.helpers import assert_close, compile_fn, verify_grad
 
 EPS, ALPHA = 1e-4, 0.1
 

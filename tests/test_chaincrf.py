@@ -14,8 +14,7 @@ from pytensor.graph.basic import equal_computations
 from dandelion.functional.crf import crf_nll, padded_transition_scores, split_padded
 from dandelion.module import ChainCRF
 from tests.crf_reference import brute_force, transition_matrix
-from tests.grad_check import verify_grad
-from tests.helpers import assert_close, compile_fn
+from tests.helpers import assert_close, compile_fn, verify_grad
 
 B, N = 2, 3
 STEPS = (3, 1)  # every check runs at T = 3 and at T = 1 (a single step)

@@ -8,8 +8,7 @@ import pytest
 
 from dandelion.functional.normalization import group_norm
 from dandelion.module import GroupNorm
-from tests.grad_check import verify_grad
-from tests.helpers import assert_close, compile_fn
+from tests.helpers import assert_close, compile_fn, verify_grad
 
 EPS = 1e-5
 

@@ -13,17 +13,13 @@ from pytensor.compile.mode import Mode
 
 from dandelion.ops import Conv2D, Conv2DGradFilters, Conv2DGradInput
 from tests.conv_reference import conv2d_filter_grad_ref, conv2d_ref, conv2d_transpose_ref
-from tests.helpers import assert_close, compile_fn, ftensor, randn
-
-# Finite differences run the Ops' vectorised NumPy kernels (the Python linker): the
-# gradient graphs' maths is backend-independent, and the backends are compared below.
-# Tolerances as tests.helpers.verify_grad (PyTensor takes one-sided differences).
-PY_MODE = Mode(linker="py", optimizer="fast_compile")
+from tests.helpers import PY_MODE, assert_close, compile_fn, ftensor, randn, verify_grad
 
 
 def check_grad(fn, values):
-    values = [np.asarray(v, dtype="float64") for v in values]
-    pytensor.gradient.verify_grad(fn, values, rng=np.random.default_rng(0), eps=1e-6, rel_tol=1e-3, abs_tol=1e-3, mode=PY_MODE)
+    """Finite differences through the Ops' NumPy kernels (the Python linker): the
+    gradient graphs' maths is backend-independent, and the backends are compared below."""
+    verify_grad(fn, values, mode=PY_MODE)
 
 
 @st.composite

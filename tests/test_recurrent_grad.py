@@ -1,6 +1,6 @@
 """Gradients of the recurrent modules: finite differences, clipping, truncation.
 
-``verify_grad`` (``tests.grad_check``: compiled with JAX, seconds on a cold cache where
+``verify_grad`` (``tests.helpers``: compiled with JAX, seconds on a cold cache where
 Numba needs ~20 s per scan gradient) runs on float64 graphs whose weights are symbolic inputs (the module's
 weight attributes are swapped for them while the graph is built). The per-backend
 check compares each backend's float32 gradient with central differences of the NumPy
@@ -18,9 +18,7 @@ import pytest
 
 from dandelion.module import GRU, LSTM, LSTM2D
 from tests import recurrent_reference as ref
-from tests.grad_check import MODE as GRAD_MODE
-from tests.grad_check import verify_grad
-from tests.helpers import assert_close
+from tests.helpers import GRAD_MODE, assert_close, verify_grad
 from tests.recurrent_harness import compile_module_graph, f32, randomize_weights
 
 

@@ -186,7 +186,8 @@ class Module:
     # ------------------------------------------------------------------ weights
     def get_weights(self):
         """``[[value, name], ...]``: own params, own self-updating variables, then sub-modules."""
-        return [[v.get_value(), v.name] for v in self._weight_variables()]
+        # np.asarray: after a JAX-compiled update the stored value is an immutable JAX array.
+        return [[np.asarray(v.get_value()), v.name] for v in self._weight_variables()]
 
     def _check_value(self, variable, value):
         value = np.asarray(value)
