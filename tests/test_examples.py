@@ -1,0 +1,38 @@
+"""The tutorials in examples/ run end to end (tiny settings, Numba backend: their own default)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tutorial_1_sentence_topic_learns():
+    result = load("tutorial_1_sentence_topic").main(backend="numba", epochs=15, verbose=False)
+    losses = result["losses"]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < losses[0], losses
+    assert result["accuracy"] > 0.5  # three topics: chance is 1/3
+
+
+def test_tutorial_2_center_loss_updates_centres():
+    result = load("tutorial_2_center_loss").main(backend="numba", steps=60, verbose=False)
+    assert np.mean(result["losses"][-10:]) < np.mean(result["losses"][:10])
+    assert result["center_moved"] > 0.1  # the self-updating centres were applied
+    assert result["accuracy"] > 0.8
+
+
+def test_tutorial_pages_show_the_current_examples():
+    docs = EXAMPLES.parent / "docs" / "tutorials"
+    for page, name in (("tutorial-1.md", "tutorial_1_sentence_topic"), ("tutorial-2.md", "tutorial_2_center_loss")):
+        assert (EXAMPLES / f"{name}.py").read_text() in (docs / page).read_text(), f"re-copy {name}.py into {page}"
