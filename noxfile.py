@@ -11,7 +11,7 @@ nox.options.sessions = ["tests", "lint", "docs"]
 @nox.session(python=PYTHONS)
 def tests(session):
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", *session.posargs)
 
 
 @nox.session
