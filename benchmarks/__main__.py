@@ -2,7 +2,7 @@
 
 Each (workload, framework, mode) runs in a child process with the same thread settings.
 Results go to ``benchmarks/results/<timestamp>/``: ``results.jsonl``, ``table.md``,
-``chart.png``.
+``chart.png`` and, with the scaling runs, ``scaling.png``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 FRAMEWORKS = ["dandelion-c", "dandelion-numba", "dandelion-jax", "torch", "jax"]
-SCALING = {"W1": ("steps", [25, 50, 100, 200]), "W3": ("batch", [16, 32, 64, 128])}
 
 
 def run_child(workload, framework, mode, args, override=None):
@@ -46,7 +45,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--timeout", type=int, default=900)
-    parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling runs")
+    parser.add_argument("--only-scaling", action="store_true", help="run only the scaling runs")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
@@ -55,6 +55,7 @@ def main(argv=None):
     pin_threads(args.threads)
     from benchmarks.peak import matmul_peak_gflops
     from benchmarks.report import chart, markdown_table
+    from benchmarks.scaling import SCALING, scaling_chart, scaling_table
     from benchmarks.workloads import WORKLOADS
 
     out = Path(args.out or Path(__file__).parent / "results" / time.strftime("%Y%m%d-%H%M%S"))
@@ -73,9 +74,10 @@ def main(argv=None):
             jsonl.write(json.dumps(result) + "\n")
             jsonl.flush()
             shown = f"{result['median_ms']:.1f} ms (compile {result['compile_s']:.1f} s)" if result["status"] == "ok" else f"{result['status']}: {result.get('error', '')[:120]}"
-            print(f"{result['workload']:>3} {result['mode']:<9} {result['framework']:<16} {shown}", flush=True)
+            swept = f" {result['scaling']}={result['config'][result['scaling']]}" if result.get("scaling") else ""
+            print(f"{result['workload']:>3} {result['mode']:<9} {result['framework']:<16} {shown}{swept}", flush=True)
 
-        for workload in workloads:
+        for workload in [] if args.only_scaling else workloads:
             for mode in args.modes.split(","):
                 for framework in frameworks:
                     record(run_child(workload, framework, mode, args))
@@ -90,9 +92,10 @@ def main(argv=None):
                         result.setdefault("config", {parameter: value})
                         record(result)
     descriptions = {key: f"({text})" for key, (text, _) in WORKLOADS.items()}
-    table = markdown_table(records, environment, peak, descriptions)
+    table = markdown_table(records, environment, peak, descriptions) + "\n" + scaling_table(records)
     (out / "table.md").write_text(table)
     chart(records, out / "chart.png")
+    scaling_chart(records, out / "scaling.png")
     print(table)
     print(f"results in {out}")
 

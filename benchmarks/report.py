@@ -21,10 +21,15 @@ def markdown_table(records, environment, peak_gflops, descriptions):
     """One row per workload and mode: median ms (ratio to PyTorch eager) per framework."""
     main = [r for r in records if not r.get("scaling")]
     frameworks = [f for f in FRAMEWORK_ORDER if any(r["framework"] == f for r in main)]
-    lines = [
+    machine = (
         f"Machine: {environment['cpu']}, {environment['threads']} threads; "
         f"float32 matmul peak {peak_gflops:.1f} GFLOP/s; "
-        + ", ".join(f"{k} {v}" for k, v in environment["versions"].items() if v),
+        + ", ".join(f"{k} {v}" for k, v in environment["versions"].items() if v)
+    )
+    if not main:  # a scaling-only run
+        return machine + "\n"
+    lines = [
+        machine,
         "",
         "Median ms per step (ratio to PyTorch eager); lower is better.",
         "",
@@ -49,22 +54,6 @@ def markdown_table(records, environment, peak_gflops, descriptions):
             )
         else:
             lines.append(f"| {r['workload']} | {r['mode']} | {r['framework']} | {r['status']}: {r.get('error', '')[:80]} | | | | |")
-    scaling = [r for r in records if r.get("scaling")]
-    if scaling:
-        lines += ["", "Scaling (training step, median ms):", ""]
-        for workload, parameter in sorted({(r["workload"], r["scaling"]) for r in scaling}):
-            subset = [r for r in scaling if r["workload"] == workload and r["scaling"] == parameter]
-            values = sorted({r["config"][parameter] for r in subset if "config" in r})
-            frameworks_here = [f for f in FRAMEWORK_ORDER if any(r["framework"] == f for r in subset)]
-            lines.append(f"| {workload} {parameter} | " + " | ".join(str(v) for v in values) + " |")
-            lines.append("| --- | " + " | ".join("---" for _ in values) + " |")
-            for framework in frameworks_here:
-                cells = []
-                for value in values:
-                    match = [r for r in subset if r["framework"] == framework and r.get("config", {}).get(parameter) == value]
-                    cells.append(f"{match[0]['median_ms']:.1f}" if match and match[0]["status"] == "ok" else (match[0]["status"] if match else "-"))
-                lines.append(f"| {framework} | " + " | ".join(cells) + " |")
-            lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -78,6 +67,8 @@ def chart(records, path):
     except ImportError:
         return None
     main = [r for r in records if not r.get("scaling") and r["status"] == "ok"]
+    if not main:
+        return None
     frameworks = [f for f in FRAMEWORK_ORDER if any(r["framework"] == f for r in main)]
     keys = sorted({(r["workload"], r["mode"]) for r in main}, key=lambda k: (k[0], k[1] != "train"))
     figure, axis = plt.subplots(figsize=(max(6, 1.4 * len(keys)), 4.5))
