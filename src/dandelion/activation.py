@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.gradient import zero_grad
 from pytensor.tensor.special import log_softmax as _log_softmax
-from pytensor.tensor.special import softmax as _softmax
 
 __all__ = [
     "sigmoid",
@@ -129,8 +129,27 @@ identity = linear
 
 
 def softmax(x):
-    """Softmax over the last axis, for input of any ndim."""
-    return _softmax(x, axis=-1)
+    """Softmax over the last axis, for input of any ndim.
+
+    Written as ``exp(x - logsumexp(x))`` rather than PyTensor's ``softmax``: PyTensor 3.0
+    turns ``exp(x) / sum(exp(x))`` into its ``Softmax`` Op, which the C backend runs
+    through Python (an inner compiled function per call: 6 ms for a (64, 10) batch).
+    Without a division nothing is rewritten back, every backend fuses the elementwise
+    work, and ``log(softmax(x))`` simplifies to the stable ``x - logsumexp(x)``.
+
+    Parameters
+    ----------
+    x : (..., N)
+
+    Returns
+    -------
+    (..., N), each row summing to one
+    """
+    x = pt.as_tensor_variable(x)
+    # the shift only guards exp against overflow; it cancels, so no gradient flows through it
+    shift = zero_grad(pt.max(x, axis=-1, keepdims=True))
+    log_total = shift + pt.log(pt.sum(pt.exp(x - shift), axis=-1, keepdims=True))
+    return pt.exp(x - log_total)
 
 
 def log_softmax(x):

@@ -1,13 +1,33 @@
 """Normalisation math shared by ``BatchNorm`` and ``GroupNorm`` (no state, no parameters).
 
-``moments`` computes the statistics, ``normalize`` applies them.
+``moments`` computes the statistics; ``normalize`` applies broadcastable ones and
+``normalize_over`` per-position ones (reducing and broadcasting through
+``dandelion.functional.axis_sum``, which keeps BatchNorm's reductions in BLAS).
 """
 
 from __future__ import annotations
 
+import numbers
+
 import pytensor.tensor as pt
 
+from dandelion.functional.axis_sum import axes_length, broadcast_over, sum_over
+
 NORMALIZE_MODES = ("high_mem", "low_mem")
+
+
+def _sorted_axes(where, axes, ndim):
+    if isinstance(axes, numbers.Integral):
+        axes = (axes,)
+    resolved = sorted({int(a) % ndim for a in axes})
+    if not resolved or len(resolved) != len(tuple(axes)) or any(not -ndim <= a < ndim for a in axes):
+        raise ValueError(f"{where}: axes must be distinct axes of x (ndim {ndim}), got {tuple(axes)!r}")
+    return tuple(resolved)
+
+
+def _count(x, axes):
+    """Number of elements reduced over ``axes``, in x's dtype."""
+    return pt.cast(axes_length(x, axes), x.dtype)
 
 
 def moments(x, axes, eps):
@@ -26,8 +46,12 @@ def moments(x, axes, eps):
         ``inv_std = 1 / sqrt(var + eps)``.
     """
     x = pt.as_tensor_variable(x)
-    mean = pt.mean(x, axis=axes)
-    var = pt.var(x, axis=axes)
+    axes = _sorted_axes("moments", axes, x.ndim)
+    count = _count(x, axes)
+    mean = sum_over(x, axes) / count
+    # two passes (centre, then square) keep float32 variances accurate when |mean| >> std
+    centred = x - broadcast_over(mean, axes, x)
+    var = sum_over(centred * centred, axes) / count
     inv_std = 1 / pt.sqrt(var + pt.constant(eps, dtype=x.dtype))
     return mean, inv_std
 
@@ -73,6 +97,48 @@ def normalize(x, mean=None, inv_std=None, gamma=None, beta=None, mode="high_mem"
         if part is not None and part.ndim != x.ndim:
             raise ValueError(f"normalize: {name} must have the ndim of x ({x.ndim}), got ndim {part.ndim}")
     return _affine(x, *parts)
+
+
+def normalize_over(x, axes, mean=None, inv_std=None, gamma=None, beta=None):
+    """``gamma * (x - mean) * inv_std + beta`` with statistics per position of the kept axes.
+
+    Computed as ``x * scale + shift`` (``scale = inv_std * gamma``, ``shift = beta - mean *
+    scale``), as PyTorch's CPU batch norm does: one multiply-add per element forward and
+    two reductions (of ``g`` and ``g * x``) backward.
+
+    Parameters
+    ----------
+    x : tensor of any shape
+    axes : tuple of int
+        The normalised axes.
+    mean, inv_std, gamma, beta : tensors shaped as x with ``axes`` removed, or None (skipped)
+
+    Returns
+    -------
+    tensor of ``x``'s shape and dtype
+    """
+    x = pt.as_tensor_variable(x)
+    axes = _sorted_axes("normalize_over", axes, x.ndim)
+    parts = [None if v is None else pt.as_tensor_variable(v).astype(x.dtype) for v in (mean, inv_std, gamma, beta)]
+    for name, part in zip(("mean", "inv_std", "gamma", "beta"), parts):
+        if part is not None and part.ndim != x.ndim - len(axes):
+            raise ValueError(
+                f"normalize_over: {name} must have ndim {x.ndim - len(axes)} (x's ndim less the {len(axes)} normalised axes), "
+                f"got ndim {part.ndim}"
+            )
+    mean, inv_std, gamma, beta = parts
+    scale = inv_std if gamma is None else (gamma if inv_std is None else inv_std * gamma)
+    shift = None
+    if mean is not None:
+        shift = -mean if scale is None else -mean * scale
+    if beta is not None:
+        shift = beta if shift is None else beta + shift
+    out = x
+    if scale is not None:
+        out = out * broadcast_over(scale, axes, x)
+    if shift is not None:
+        out = out + broadcast_over(shift, axes, x)
+    return out
 
 
 def group_norm(x, group_num, eps=1e-5, gamma=None, beta=None):

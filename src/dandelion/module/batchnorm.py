@@ -10,7 +10,7 @@ from pytensor.tensor.basic import get_underlying_scalar_constant_value
 from pytensor.tensor.exceptions import NotScalarConstantError
 
 from dandelion import initialization as init
-from dandelion.functional.normalization import NORMALIZE_MODES, moments, normalize
+from dandelion.functional.normalization import NORMALIZE_MODES, moments, normalize_over
 from dandelion.module.base import Module
 from dandelion.module.checks import check_option
 from dandelion.self_update import set_update
@@ -146,21 +146,9 @@ class BatchNorm(Module):
                 )
         return input
 
-    def _broadcast(self, variable, dtype):
-        """A statistic or parameter laid out against the input (length 1 on normalised axes)."""
-        if variable is None:
-            return None
-        return pt.expand_dims(pt.as_tensor_variable(variable), self.axes).astype(dtype)
-
     def _normalize(self, input, mean, inv_std):
-        return normalize(
-            input,
-            mean=self._broadcast(mean, input.dtype),
-            inv_std=self._broadcast(inv_std, input.dtype),
-            gamma=self._broadcast(self.gamma, input.dtype),
-            beta=self._broadcast(self.beta, input.dtype),
-            mode=self.mode,
-        )
+        # per-channel statistics stay unbroadcast so that the reductions run in BLAS
+        return normalize_over(input, self.axes, mean=mean, inv_std=inv_std, gamma=self.gamma, beta=self.beta)
 
     def forward(self, input, use_input_mean=True):
         """Training graph; records the running-statistics updates.
