@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
+from pytensor.link.c.op import COp
 
 from dandelion._compat import ShapeInferringOp
-from dandelion.ops import pool_numpy
+from dandelion.ops import pool_c, pool_numpy
 from dandelion.ops.pool_common import PoolParams
 
 
-class PoolGrad(PoolParams, ShapeInferringOp):
+class PoolGrad(PoolParams, ShapeInferringOp, COp):
     """Inputs x (..., *spatial) and gy (..., *pooled); output gx, shaped as x.
 
     Max pooling sends each gy to the first maximum of its window; sum and average
@@ -37,6 +38,12 @@ class PoolGrad(PoolParams, ShapeInferringOp):
         x, gy = inputs
         out = pool_numpy.pool_backward(x, gy, self.nd, self.ws, self.stride, self.pad, self.ignore_border, self.mode)
         output_storage[0][0] = np.asarray(out, dtype=node.outputs[0].dtype)
+
+    def c_code(self, node, name, inputs, outputs, sub):
+        return pool_c.pool_backward_c(self, node, name, inputs, outputs, sub)
+
+    def c_code_cache_version(self):
+        return pool_c.C_CODE_VERSION
 
     def output_shapes(self, node, input_shapes):
         return [input_shapes[0]]
