@@ -10,6 +10,7 @@ from dandelion.module.recurrent.common import RecurrentModule
 from dandelion.module.recurrent.scan_core import recurrent_scan
 from dandelion.module.recurrent.steps import lstm_step
 from dandelion.module.recurrent.validate import peephole_init, zeros
+from dandelion.ops.lstm_sequence import lstm_sequence
 
 PEEPHOLES = ("w_cell_to_igate", "w_cell_to_fgate", "w_cell_to_ogate")
 
@@ -149,6 +150,8 @@ class LSTM(LSTMParams):
         seq_input, seq_mask, gate_input, (h0, c0) = self._sequence_start(
             where, seq_input, 3, "seq_mask", seq_mask, [("h_ini", h_ini), ("c_ini", c_ini)]
         )
+        if self._fused():
+            return self._forward_fused(seq_input, seq_mask, gate_input, h0, c0, backward, only_return_final, return_final_state)
         options = self._step_options()
 
         def step(x_t, h_prev, c_prev, *params):
@@ -164,5 +167,23 @@ class LSTM(LSTMParams):
             truncate_gradient=self.truncate_gradient,
             name=f"{type(self).__name__}_scan",
         )
+        output = h_final if only_return_final else pt.specify_shape(seq_h, seq_input.type.shape[:2] + (self.hidden_dim,))
+        return (output, h_final, c_final) if return_final_state else output
+
+    def _fused(self):
+        # The fused Op implements tanh only; truncated BPTT stays on scan.
+        return self.hidden_activation in (tanh, pt.tanh) and self.truncate_gradient == -1
+
+    def _forward_fused(self, seq_input, seq_mask, gate_input, h0, c0, backward, only_return_final, return_final_state):
+        if backward:
+            gate_input = gate_input[::-1]
+            seq_mask = None if seq_mask is None else seq_mask[::-1]
+        peepholes = [getattr(self, key) for key in PEEPHOLES] if self.peephole else None
+        seq_h, seq_c = lstm_sequence(
+            gate_input, self.W_hid, h0, c0, peepholes=peepholes, mask=seq_mask, grad_clipping=self.grad_clipping
+        )
+        h_final, c_final = seq_h[-1], seq_c[-1]
+        if backward:
+            seq_h = seq_h[::-1]
         output = h_final if only_return_final else pt.specify_shape(seq_h, seq_input.type.shape[:2] + (self.hidden_dim,))
         return (output, h_final, c_final) if return_final_state else output

@@ -1,0 +1,81 @@
+"""The fused LSTM kernels behind C function pointers, compiled once per dtype and cached on disk.
+
+As for the convolutions (``conv_cfuncs``): a graph's Numba function calls the kernels
+as external symbols, so a new graph compiles only a thin wrapper instead of linking and
+re-optimising the kernels' IR, and the wrapper stays cacheable. Arrays cross as
+C-contiguous buffers plus an int64 vector ``[T, B, H, peephole, has_mask]``; the
+backward kernel also takes ``grad_clipping`` as a float64.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import llvmlite.binding as llvm
+from numba import carray, cfunc, types
+
+from dandelion.ops.numba.lstm_sequence_kernels import lstm_backward, lstm_forward
+
+N_PARAMS = 5
+
+
+@cache
+def lstm_sequence_cfuncs(dtype_name):
+    """(forward, backward) external functions for ``dtype_name`` ('float32' or 'float64').
+
+    Must run before a cached wrapper calling them is loaded, hence in funcify.
+    """
+    ptr = types.CPointer(getattr(types, dtype_name))
+    params = types.CPointer(types.int64)
+    forward_signature = types.void(*([ptr] * 9), params)
+    backward_signature = types.void(*([ptr] * 15), params, types.float64)
+
+    @cfunc(forward_signature, cache=True)
+    def forward(gi_p, w_p, peep_p, h0_p, c0_p, mask_p, hs_p, cs_p, gates_p, p_p):
+        p = carray(p_p, (N_PARAMS,))
+        T, B, H = p[0], p[1], p[2]
+        lstm_forward(
+            carray(gi_p, (T, B, 4 * H)),
+            carray(w_p, (H, 4 * H)),
+            carray(peep_p, (3, H)),
+            carray(h0_p, (B, H)),
+            carray(c0_p, (B, H)),
+            carray(mask_p, (T, B)),
+            p[3] != 0,
+            p[4] != 0,
+            carray(hs_p, (T, B, H)),
+            carray(cs_p, (T, B, H)),
+            carray(gates_p, (T, B, 4 * H)),
+        )
+
+    @cfunc(backward_signature, cache=True)
+    def backward(w_p, peep_p, h0_p, c0_p, mask_p, hs_p, cs_p, gates_p, dhs_p, dcs_p, dgi_p, dw_p, dpeep_p, dh0_p, dc0_p, p_p, clip):
+        p = carray(p_p, (N_PARAMS,))
+        T, B, H = p[0], p[1], p[2]
+        lstm_backward(
+            carray(w_p, (H, 4 * H)),
+            carray(peep_p, (3, H)),
+            carray(h0_p, (B, H)),
+            carray(c0_p, (B, H)),
+            carray(mask_p, (T, B)),
+            carray(hs_p, (T, B, H)),
+            carray(cs_p, (T, B, H)),
+            carray(gates_p, (T, B, 4 * H)),
+            carray(dhs_p, (T, B, H)),
+            carray(dcs_p, (T, B, H)),
+            clip,
+            p[3] != 0,
+            p[4] != 0,
+            carray(dgi_p, (T, B, 4 * H)),
+            carray(dw_p, (H, 4 * H)),
+            carray(dpeep_p, (3, H)),
+            carray(dh0_p, (B, H)),
+            carray(dc0_p, (B, H)),
+        )
+
+    externals = []
+    for callback, signature in ((forward, forward_signature), (backward, backward_signature)):
+        symbol = f"dandelion_lstm_sequence_{callback.__name__}_{dtype_name}"
+        llvm.add_symbol(symbol, callback.address)
+        externals.append(types.ExternalFunction(symbol, signature))
+    return tuple(externals)

@@ -1,0 +1,235 @@
+"""The fused LSTM Op (``dandelion.ops.lstm_sequence``): values against the NumPy reference
+loop, gradients against finite differences, the module's fused path against its scan
+path (clipping, masks, backward, learned init), shape inference and bad input.
+
+Each configuration compiles once per backend (``recurrent_harness.compiled``); C and
+Numba take dynamic shapes, JAX a few fixed ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pytensor.compile.mode import Mode
+from pytensor.graph.traversal import apply_ancestors
+from pytensor.scan.op import Scan
+
+from dandelion.module import LSTM
+from dandelion.ops import LSTMSequence, LSTMSequenceGrad, lstm_sequence
+from tests import recurrent_reference as ref
+from tests.helpers import PY_MODE, assert_close, compile_fn, verify_grad
+from tests.recurrent_harness import compiled, draw_mask, randomize_weights
+
+JAX_SHAPES = ((1, 1, 2), (3, 2, 3), (5, 3, 1))  # (T, B, H)
+GRAD_MODES = {"c": PY_MODE, "numba": "NUMBA", "jax": "JAX"}  # C runs the Op's NumPy kernels
+
+
+def _tensor(name, shape, static, dtype="float32"):
+    return pt.tensor(name, shape=tuple(shape) if static else (None,) * len(shape), dtype=dtype)
+
+
+def _op_fn(backend, peephole, has_mask, shape=None):
+    """Compiled ``lstm_sequence`` with the given options; shape (T, B, H) static for JAX."""
+
+    def build():
+        T, B, H = shape if shape is not None else (None, None, None)
+        static = shape is not None
+        gi = _tensor("gi", (T, B, None if H is None else 4 * H), static)
+        W = _tensor("W", (H, None if H is None else 4 * H), static)
+        h0, c0 = _tensor("h0", (B, H), static), _tensor("c0", (B, H), static)
+        peep = [_tensor(f"p{k}", (H,), static) for k in range(3)] if peephole else []
+        mask = _tensor("m", (T, B), static) if has_mask else None
+        hs, cs = lstm_sequence(gi, W, h0, c0, peepholes=peep or None, mask=mask)
+        inputs = [gi, W, h0, c0, *peep] + ([mask] if has_mask else [])
+        return compile_fn(inputs, [hs, cs], backend)
+
+    return compiled(("lstm_sequence_op", backend, peephole, has_mask, shape), build)
+
+
+def _shapes(backend):
+    if backend == "jax":
+        return st.sampled_from(JAX_SHAPES)
+    return st.tuples(st.integers(1, 6), st.integers(1, 4), st.integers(1, 5))
+
+
+def _reference(gi, W, h0, c0, peep, mask):
+    """hs, cs from the reference loop fed the projected input (W_in = I, b_in = 0)."""
+    G = gi.shape[2]
+    eye, zero = np.eye(G), np.zeros(G)
+    hs = ref.lstm_sequence(gi, eye, zero, W, h0, c0, peep, mask=mask)[0]
+    # The reference returns only the final c; c after step t is the final c of the prefix.
+    cs = np.stack([ref.lstm_sequence(gi[: t + 1], eye, zero, W, h0, c0, peep, mask=mask)[2] for t in range(gi.shape[0])])
+    return hs, cs
+
+
+@given(data=st.data())
+def test_lstm_sequence_matches_reference(backend, data):
+    T, B, H = data.draw(_shapes(backend), label="T, B, H")
+    peephole = data.draw(st.booleans(), label="peephole")
+    has_mask = data.draw(st.booleans(), label="mask")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    fn = _op_fn(backend, peephole, has_mask, (T, B, H) if backend == "jax" else None)
+    gi = rng.standard_normal((T, B, 4 * H)).astype("float32")
+    W = (0.6 * rng.standard_normal((H, 4 * H))).astype("float32")
+    h0, c0 = (rng.standard_normal((2, B, H))).astype("float32")
+    peep = list((0.6 * rng.standard_normal((3, H))).astype("float32")) if peephole else []
+    mask = draw_mask(rng, T, B) if has_mask else None
+    hs, cs = fn(gi, W, h0, c0, *peep, *([mask] if has_mask else []))
+    expected_hs, expected_cs = _reference(gi, W, h0, c0, peep or None, mask)
+    assert hs.dtype == cs.dtype == np.float32
+    assert_close(hs, expected_hs)
+    assert_close(cs, expected_cs)
+
+
+# ------------------------------------------------------------------ finite differences
+MASK = np.array([[1, 1], [0, 1], [1, 0]], dtype="float64")
+
+
+@pytest.mark.parametrize("peephole, mask, clip", [(True, MASK, 0.0), (False, None, 0.0), (True, MASK, 50.0)])
+def test_lstm_sequence_gradient_finite_differences(backend, peephole, mask, clip):
+    """Every differentiable input; ``clip`` 50 never binds here, it runs the clipping code path."""
+    rng = np.random.default_rng(3)
+    T, B, H = 3, 2, 2
+
+    def graph(gi, W, h0, c0, *peep):
+        hs, cs = lstm_sequence(gi, W, h0, c0, peepholes=list(peep) or None, mask=mask, grad_clipping=clip)
+        return pt.concatenate([hs.ravel(), cs.ravel()])
+
+    values = [rng.standard_normal((T, B, 4 * H)), 0.6 * rng.standard_normal((H, 4 * H))]
+    values += list(rng.standard_normal((2, B, H)))
+    values += list(0.6 * rng.standard_normal((3, H))) if peephole else []
+    verify_grad(graph, values, mode=GRAD_MODES[backend])
+
+
+# ------------------------------------------------- fused module path against its scan path
+def _module_pair(peephole, grad_clipping):
+    """An LSTM on the fused path and one forced onto scan (an activation that is tanh but not
+    the tanh object), with the same weights."""
+    kwargs = {"peephole": peephole, "grad_clipping": grad_clipping, "learn_ini": True}
+    fused = LSTM(3, 2, name="fused", **kwargs)
+    scanned = LSTM(3, 2, name="scanned", hidden_activation=lambda x: pt.tanh(x), **kwargs)
+    return fused, scanned
+
+
+PAIR_SHAPE = (4, 3)  # (T, B)
+
+
+def _pair_fn(backend, peephole, grad_clipping):
+    """(fused module, scan module, compiled outputs and gradients of both), built once."""
+
+    def build():
+        fused, scanned = _module_pair(peephole, grad_clipping)
+        T, B = PAIR_SHAPE
+        x = pt.tensor("x", shape=(T, B, 3), dtype="float32")
+        m = pt.tensor("m", shape=(T, B), dtype="float32")
+        w = pt.tensor("w", shape=(T, B, 2), dtype="float32")
+        outputs = []
+        for module in (fused, scanned):
+            seq, h_last, c_last = module.forward(x, seq_mask=m, backward=True, return_final_state=True)
+            last = module.forward(x, only_return_final=True)
+            loss = (seq * w).sum() + (h_last * c_last).sum() + (last**2).sum()
+            outputs += [seq, h_last, c_last, last, *pytensor.grad(loss, [x, *module.params])]
+        return fused, scanned, compile_fn([x, m, w], outputs, backend)
+
+    return compiled(("lstm_fused_vs_scan", backend, peephole, grad_clipping), build)
+
+
+@pytest.mark.parametrize("peephole, grad_clipping", [(True, 0.02), (False, 0.0)])
+def test_fused_path_equals_scan_path(backend, peephole, grad_clipping):
+    """Outputs and gradients (clipping that binds, masks, backward, learned init) agree."""
+    fused, scanned, fn = _pair_fn(backend, peephole, grad_clipping)
+    graph_ops = {type(node.op) for node in fn.maker.fgraph.toposort()}
+    assert LSTMSequence in graph_ops and LSTMSequenceGrad in graph_ops
+    rng = np.random.default_rng(5)
+    for _ in range(2):
+        randomize_weights(fused, rng, scale=0.8)
+        scanned.set_weights(fused.get_weights())
+        T, B = PAIR_SHAPE
+        x = rng.standard_normal((T, B, 3)).astype("float32")
+        m = draw_mask(rng, T, B)
+        w = rng.standard_normal((T, B, 2)).astype("float32")
+        out = fn(x, m, w)
+        half = len(out) // 2
+        for k, (a, b) in enumerate(zip(out[:half], out[half:], strict=True)):
+            assert_close(a, b, rtol=2e-4, atol=2e-5, err_msg=f"output {k}")
+        if grad_clipping:
+            # The clip must bind somewhere, or this test would not test it.
+            free = _pair_fn(backend, peephole, 0.0)
+            free[1].set_weights(fused.get_weights())
+            assert not np.allclose(free[2](x, m, w)[4 + 2], out[4 + 2], atol=1e-4)
+
+
+def test_module_uses_fused_op_only_for_tanh_without_truncation():
+    x = pt.tensor("x", shape=(4, 2, 3))
+
+    def ops(module):
+        return {type(node.op) for node in apply_ancestors([module.forward(x)])}
+
+    assert LSTMSequence in ops(LSTM(3, 2))
+    assert Scan in ops(LSTM(3, 2, truncate_gradient=2))
+    assert Scan in ops(LSTM(3, 2, hidden_activation=lambda v: pt.maximum(v, 0)))
+
+
+# ----------------------------------------------------------------------- shape inference
+def test_infer_shape_removes_both_ops():
+    gi, W, h0, c0 = pt.tensor3("gi"), pt.matrix("W"), pt.matrix("h0"), pt.matrix("c0")
+    peep = [pt.vector(f"p{k}") for k in range(3)]
+    m = pt.matrix("m")
+    hs, cs = lstm_sequence(gi, W, h0, c0, peepholes=peep, mask=m)
+    grads = pytensor.grad((hs.sum() + cs.sum()), [gi, W, h0, c0, *peep])
+    outputs = [hs, cs, *grads]
+    inputs = [gi, W, h0, c0, *peep, m]
+    fn = pytensor.function(inputs, [o.shape for o in outputs], mode=Mode(linker="py", optimizer="fast_run"))
+    assert not any(isinstance(node.op, (LSTMSequence, LSTMSequenceGrad)) for node in fn.maker.fgraph.toposort())
+    T, B, H = 3, 2, 5
+    args = [np.zeros((T, B, 4 * H)), np.zeros((H, 4 * H)), np.zeros((B, H)), np.zeros((B, H))]
+    args += [np.zeros(H)] * 3 + [np.ones((T, B))]
+    shapes = [tuple(s) for s in fn(*[a.astype(pytensor.config.floatX) for a in args])]
+    assert shapes == [(T, B, H), (T, B, H), (T, B, 4 * H), (H, 4 * H), (B, H), (B, H), (H,), (H,), (H,)]
+
+
+# --------------------------------------------------------------------------- bad input
+def f32(name, shape):
+    return pt.tensor(name, shape=shape, dtype="float32")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"h0": f32("h0", (3, 2))}, ValueError, r"lstm_sequence: h0's axis 0 \(B\) is 3, expected 4 \(from gate_input's axis 1"),
+        ({"c0": f32("c0", (4, 3))}, ValueError, r"lstm_sequence: c0's axis 1 \(H\) is 3, expected 2 \(from W_hid's axis 0"),
+        ({"W_hid": f32("W", (2, 6))}, ValueError, r"lstm_sequence: W_hid must have shape \(H, 4H\), got static shape \(2, 6\)"),
+        ({"gate_input": f32("gi", (5, 4))}, ValueError, r"lstm_sequence: gate_input must have ndim 3, got ndim 2"),
+        ({"mask": f32("m", (6, 4))}, ValueError, r"lstm_sequence: seq_mask's axis 0 \(T\) is 6, expected 5"),
+        ({"mask": f32("m", (5,))}, ValueError, r"lstm_sequence: seq_mask must have ndim 2"),
+        ({"peepholes": [f32("p", (2,))]}, ValueError, r"lstm_sequence: peepholes must be three \(H,\) vectors"),
+        ({"peepholes": [f32("p", (3,))] * 3}, ValueError, r"lstm_sequence: peephole 0's length \(H\) is 3, expected 2"),
+        ({"grad_clipping": -1.0}, ValueError, r"lstm_sequence: grad_clipping must be a number >= 0"),
+        ({"h0": pt.tensor("h0", shape=(4, 2), dtype="int32")}, TypeError, r"lstm_sequence: h0 must have a float dtype, got int32"),
+    ],
+)
+def test_bad_input_fails_at_graph_build(kwargs, error, message):
+    args = {"gate_input": f32("gi", (5, 4, 8)), "W_hid": f32("W", (2, 8)), "h0": f32("h0", (4, 2)), "c0": f32("c0", (4, 2))}
+    args.update(kwargs)
+    with pytest.raises(error, match=message):
+        lstm_sequence(**args)
+
+
+def test_bad_runtime_shapes_name_the_argument():
+    gi, W, h0, c0 = pt.tensor3("gi"), pt.matrix("W"), pt.matrix("h0"), pt.matrix("c0")
+    fn = pytensor.function([gi, W, h0, c0], lstm_sequence(gi, W, h0, c0), mode=PY_MODE)
+    with pytest.raises(ValueError, match=r"lstm_sequence: h0 must have shape \(2, 3\) \(T=4, B=2, H=3\), got \(5, 3\)"):
+        fn(*(np.zeros(s, pytensor.config.floatX) for s in [(4, 2, 12), (3, 12), (5, 3), (2, 3)]))
+
+
+def test_second_derivative_is_reported_as_not_implemented():
+    gi, W = pt.tensor3("gi"), pt.matrix("W")
+    h0 = pt.matrix("h0")
+    hs, _ = lstm_sequence(gi, W, h0, h0)
+    (g_W,) = pytensor.grad(hs.sum(), [W])
+    with pytest.raises(Exception, match="second derivatives of lstm_sequence"):
+        pytensor.grad(g_W.sum(), [W])
