@@ -147,3 +147,48 @@ def test_errors_name_op_argument_and_values():
         Pool(2, (4, 4))(ftensor("x", (1, 3, 3)))
     with pytest.raises(ValueError, match=r"input must have ndim >= 3, got ndim 2"):
         Pool(3, (2, 2, 2))(ftensor("x", (3, 3)))
+
+
+def tiled_gradient_ref(x, gy, ws, mode):
+    """Naive loops: each window's gy to its first maximum in row-major window order (max),
+    or spread evenly (sum, averages); rows and columns past the last whole window get none."""
+    nd = len(ws)
+    grad = np.zeros(x.shape)
+    out = gy.shape[-nd:]
+    for li in np.ndindex(*x.shape[:-nd]):
+        for oi in np.ndindex(*out):
+            cells = [tuple(o * w + k for o, w, k in zip(oi, ws, offset)) for offset in np.ndindex(*ws)]
+            g = gy[li + oi]
+            if mode == "max":
+                values = [x[li + c] for c in cells]
+                grad[li + cells[int(np.argmax(values))]] += g
+            else:
+                for c in cells:
+                    grad[li + c] += g if mode == "sum" else g / len(cells)
+    return grad
+
+
+@st.composite
+def tiling_configs(draw):
+    nd = draw(st.integers(1, 3))
+    ws = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    # lengths past the last whole window exercise the zero border of the reshaping kernels
+    spatial = tuple(w * draw(st.integers(1, 3)) + draw(st.integers(0, w - 1)) for w in ws)
+    lead = tuple(draw(st.lists(st.integers(1, 2), min_size=0, max_size=2)))
+    return {"shape": lead + spatial, "nd": nd, "ws": ws, "mode": draw(st.sampled_from(MODES))}
+
+
+@settings(max_examples=4)
+@given(cfg=tiling_configs())
+def test_tiling_windows_with_ties_match_naive_loops(backend, cfg):
+    """stride == ws without padding: the reshaping kernels (JAX's PoolGrad) against loops,
+    on relu-like data whose windows tie at zero."""
+    rng = np.random.default_rng(len(cfg["shape"]) + cfg["nd"])
+    op_args = (cfg["nd"], cfg["ws"], cfg["ws"], (0,) * cfg["nd"], True, cfg["mode"])
+    x_val = np.maximum(rng.normal(size=cfg["shape"]), 0).round(1).astype("float32")
+    y_ref = pool_ref(x_val.astype("float64"), cfg["ws"], cfg["ws"], None, True, cfg["mode"])
+    gy_val = rng.normal(size=y_ref.shape).astype("float32")
+    x, gy = ftensor("x", x_val.shape), ftensor("gy", y_ref.shape)
+    y_out, gx_out = compile_fn([x, gy], [Pool(*op_args)(x), PoolGrad(*op_args)(x, gy)], backend)(x_val, gy_val)
+    assert_close(y_out, y_ref, rtol=1e-5, atol=1e-5)
+    assert_close(gx_out, tiled_gradient_ref(x_val.astype("float64"), gy_val.astype("float64"), cfg["ws"], cfg["mode"]), rtol=1e-5, atol=1e-5)

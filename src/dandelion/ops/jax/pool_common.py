@@ -35,3 +35,54 @@ def make_jax_pool(op):
         return result
 
     return pool
+
+
+def tiles(op):
+    """Whether windows tile the input (stride == ws, no padding, ignore_border): gradients by reshaping."""
+    return op.ignore_border and tuple(op.stride) == tuple(op.ws) and not any(op.pad)
+
+
+def make_tiled_pool_grad(op):
+    """The gradient of a tiling pool without ``select_and_scatter``.
+
+    XLA's CPU pullback of a max ``reduce_window`` (select-and-scatter) took 16 ms for a 2x2
+    pool of (64, 32, 28, 28) float32; splitting every pooled axis into (windows, offset),
+    taking the first maximum with ``argmax`` (row-major window order, as every kernel) and
+    scattering by a one-hot product takes 1 ms. Rows and columns past the last whole
+    window get zero gradient.
+    """
+    nd, ws = op.nd, tuple(op.ws)
+    size = int(np.prod(ws))
+
+    def split(x, out):
+        """(..., o0*w0, o1*w1, ...) -> (..., o0, o1, ..., w0*w1*...)"""
+        lead = x.shape[: x.ndim - nd]
+        x = x.reshape(lead + tuple(v for o, w in zip(out, ws) for v in (o, w)))
+        n = len(lead)
+        order = tuple(range(n)) + tuple(n + 2 * a for a in range(nd)) + tuple(n + 2 * a + 1 for a in range(nd))
+        return x.transpose(order).reshape(lead + tuple(out) + (size,))
+
+    def merge(t, lead, out):
+        """Inverse of ``split``."""
+        n = len(lead)
+        t = t.reshape(lead + tuple(out) + ws)
+        order = tuple(range(n)) + tuple(v for a in range(nd) for v in (n + a, n + nd + a))
+        return t.transpose(order).reshape(lead + tuple(o * w for o, w in zip(out, ws)))
+
+    def pool_grad(x, gy):
+        lead, spatial = x.shape[: x.ndim - nd], x.shape[x.ndim - nd :]
+        out = gy.shape[gy.ndim - nd :]
+        whole = tuple(slice(0, o * w) for o, w in zip(out, ws))
+        if op.mode == "max":
+            first = jax.numpy.argmax(split(x[(Ellipsis,) + whole], out), axis=-1)
+            spread = (first[..., None] == np.arange(size)).astype(gy.dtype) * gy[..., None]
+        else:
+            share = gy if op.mode == "sum" else gy / np.asarray(size, dtype=gy.dtype)
+            spread = jax.numpy.broadcast_to(share[..., None], share.shape + (size,))
+        grad = merge(spread, lead, out)
+        missing = [(0, n - o * w) for n, o, w in zip(spatial, out, ws)]
+        if any(m for _, m in missing):
+            grad = jax.numpy.pad(grad, [(0, 0)] * len(lead) + missing)
+        return grad
+
+    return pool_grad
