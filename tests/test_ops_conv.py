@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -142,3 +144,51 @@ def test_errors_name_op_argument_and_values():
         Conv2D(stride=0)
     with pytest.raises(ValueError, match=r"conv2d_grad_input: an input of size \(9, 9\)"):
         Conv2DGradInput()(w, ftensor("gy", (2, 4, 6, 6)), (9, 9))
+
+
+def _blas_flags():
+    """The BLAS to link the C kernels against: the configured one, else OpenBLAS if it links."""
+    from pytensor.link.c.cmodule import GCC_compiler
+
+    flags = pytensor.config.blas__ldflags or "-lopenblas"
+    return flags if GCC_compiler.try_flags(flags.split()) else None
+
+
+BLAS_FLAGS = _blas_flags()
+C_BLAS_CASES = [
+    # (x shape, w shape, props, dtype); P = 46 * 46 output pixels make chunks of 2 images: 3 = 2 + 1
+    ((3, 1, 46, 46), (2, 1, 3, 3), {"pad": (1, 1)}, "float32"),
+    ((2, 4, 5, 6), (4, 2, 3, 2), GRAD_CASES[0], "float64"),
+]
+
+
+@pytest.mark.skipif(BLAS_FLAGS is None, reason="no BLAS library links here; the conv C code needs one (PyTensor's blas__ldflags)")
+@settings(max_examples=3)
+@given(cfg=conv_configs())
+def test_c_code_with_blas_matches_naive_loops(cfg):
+    """The C backend's BLAS kernels (built only with ``blas__ldflags``; CI's default runs
+    ``perform``), with ``perform`` disabled so that a silent fallback fails. Every
+    configuration shares one compiled module per Op and dtype (run-time parameters)."""
+    cases = [(cfg["x_shape"], cfg["w_shape"], op_props(cfg), "float32")] + C_BLAS_CASES
+    rng = np.random.default_rng(len(cfg["x_shape"]))
+    with pytensor.config.change_flags(blas__ldflags=BLAS_FLAGS):
+        for x_shape, w_shape, props, dtype in cases:
+            full = {"stride": (1, 1), "pad": (0, 0), "dilation": (1, 1), "num_groups": 1, "flip": True, **props}
+            kwargs = {"stride": full["stride"], "pad": full["pad"], "dilation": full["dilation"], "groups": full["num_groups"], "flip": full["flip"]}
+            x_val, w_val = rng.normal(size=x_shape).astype(dtype), rng.normal(size=w_shape).astype(dtype)
+            y_ref = conv2d_ref(x_val, w_val, **kwargs)
+            gy_val = rng.normal(size=y_ref.shape).astype(dtype)
+            x, w, gy = (pt.tensor(n, shape=v.shape, dtype=dtype) for n, v in (("x", x_val), ("w", w_val), ("gy", gy_val)))
+            outs = [Conv2D(**full)(x, w), Conv2DGradInput(**full)(w, gy, x_shape[2:]), Conv2DGradFilters(**full)(x, gy, w_shape[2:])]
+            # thunks bind ``perform`` when compiled, so compile under the patches
+            with (
+                mock.patch.object(Conv2D, "perform", side_effect=AssertionError("Conv2D ran perform")),
+                mock.patch.object(Conv2DGradInput, "perform", side_effect=AssertionError("Conv2DGradInput ran perform")),
+                mock.patch.object(Conv2DGradFilters, "perform", side_effect=AssertionError("Conv2DGradFilters ran perform")),
+            ):
+                y_out, gx_out, gw_out = compile_fn([x, w, gy], outs, "c")(x_val, w_val, gy_val)
+            tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == "float32" else {"rtol": 1e-10, "atol": 1e-10}
+            assert y_out.dtype == dtype
+            assert_close(y_out, y_ref, **tol, err_msg=str(x_shape))
+            assert_close(gx_out, conv2d_transpose_ref(gy_val, w_val, x_shape[2:], **kwargs), **tol, err_msg=str(x_shape))
+            assert_close(gw_out, conv2d_filter_grad_ref(x_val, gy_val, w_shape[2:], **kwargs), **tol, err_msg=str(x_shape))

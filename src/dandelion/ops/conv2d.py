@@ -8,6 +8,7 @@ from pytensor.scalar import upcast
 
 from dandelion._compat import ShapeInferringOp
 from dandelion.ops import conv_numpy
+from dandelion.ops.conv_c import ConvCOp
 from dandelion.ops.conv_common import (
     ConvParams,
     as_float_tensor,
@@ -18,7 +19,7 @@ from dandelion.ops.conv_common import (
 from dandelion.ops.conv_geometry import conv_output_length
 
 
-class Conv2D(ConvParams, ShapeInferringOp):
+class Conv2D(ConvParams, ShapeInferringOp, ConvCOp):
     """``y[b, o] = sum_c x[b, c] (*) w[o, c]`` per group; inputs x (B, C, H, W), w (O, C//g, kh, kw).
 
     ``flip=True`` flips the filters (true convolution); ``pad`` is explicit ``(ph, pw)``.
@@ -26,6 +27,7 @@ class Conv2D(ConvParams, ShapeInferringOp):
     """
 
     __props__ = ConvParams.__props__
+    conv_mode = 0
     op_name = "conv2d"
 
     def output_hw(self, in_hw, kernel):

@@ -10,6 +10,7 @@ from pytensor.scalar import upcast
 
 from dandelion._compat import ShapeInferringOp
 from dandelion.ops import conv_numpy
+from dandelion.ops.conv_c import ConvCOp
 from dandelion.ops.conv_common import (
     ConvParams,
     as_float_tensor,
@@ -20,7 +21,7 @@ from dandelion.ops.conv_common import (
 )
 
 
-class Conv2DGradFilters(ConvParams, ShapeInferringOp):
+class Conv2DGradFilters(ConvParams, ShapeInferringOp, ConvCOp):
     """Gradient of ``Conv2D(props)(x, w)`` with respect to w, given the output cotangent.
 
     Inputs: x (B, C, H, W), gy (B, O, H_out, W_out) and ``kernel_hw`` (2,) int, the filter
@@ -29,6 +30,7 @@ class Conv2DGradFilters(ConvParams, ShapeInferringOp):
     """
 
     __props__ = ConvParams.__props__
+    conv_mode = 2
     op_name = "conv2d_grad_filters"
 
     def make_node(self, x, gy, kernel_hw):

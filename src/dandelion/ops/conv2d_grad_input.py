@@ -9,6 +9,7 @@ from pytensor.scalar import upcast
 
 from dandelion._compat import ShapeInferringOp
 from dandelion.ops import conv_numpy
+from dandelion.ops.conv_c import ConvCOp
 from dandelion.ops.conv_common import (
     ConvParams,
     as_float_tensor,
@@ -19,7 +20,7 @@ from dandelion.ops.conv_common import (
 )
 
 
-class Conv2DGradInput(ConvParams, ShapeInferringOp):
+class Conv2DGradInput(ConvParams, ShapeInferringOp, ConvCOp):
     """Gradient of ``Conv2D(props)(x, w)`` with respect to x, given the output cotangent.
 
     Inputs: w (O, C//g, kh, kw), gy (B, O, H_out, W_out) and ``in_hw`` (2,) int, the
@@ -29,6 +30,7 @@ class Conv2DGradInput(ConvParams, ShapeInferringOp):
     """
 
     __props__ = ConvParams.__props__
+    conv_mode = 1
     op_name = "conv2d_grad_input"
 
     def make_node(self, w, gy, in_hw):
