@@ -192,3 +192,19 @@ def test_c_code_with_blas_matches_naive_loops(cfg):
             assert_close(y_out, y_ref, **tol, err_msg=str(x_shape))
             assert_close(gx_out, conv2d_transpose_ref(gy_val, w_val, x_shape[2:], **kwargs), **tol, err_msg=str(x_shape))
             assert_close(gw_out, conv2d_filter_grad_ref(x_val, gy_val, w_shape[2:], **kwargs), **tol, err_msg=str(x_shape))
+
+
+def test_batches_split_into_chunks_match_naive_loops(backend):
+    """46 x 46 outputs make BLAS chunks of 2 images (C and Numba kernels): 3 images = 2 + 1."""
+    rng = np.random.default_rng(12)
+    x_val, w_val = rng.normal(size=(3, 2, 46, 46)).astype("float32"), rng.normal(size=(2, 2, 3, 3)).astype("float32")
+    props = {"pad": (1, 1), "flip": False}
+    kwargs = {"pad": (1, 1), "flip": False}
+    y_ref = conv2d_ref(x_val, w_val, **kwargs)
+    gy_val = rng.normal(size=y_ref.shape).astype("float32")
+    x, w, gy = ftensor("x", x_val.shape), ftensor("w", w_val.shape), ftensor("gy", y_ref.shape)
+    outs = [Conv2D(**props)(x, w), Conv2DGradInput(**props)(w, gy, x_val.shape[2:]), Conv2DGradFilters(**props)(x, gy, w_val.shape[2:])]
+    y_out, gx_out, gw_out = compile_fn([x, w, gy], outs, backend)(x_val, w_val, gy_val)
+    assert_close(y_out, y_ref, rtol=1e-4, atol=1e-4)
+    assert_close(gx_out, conv2d_transpose_ref(gy_val, w_val, x_val.shape[2:], **kwargs), rtol=1e-4, atol=1e-4)
+    assert_close(gw_out, conv2d_filter_grad_ref(x_val, gy_val, w_val.shape[2:], **kwargs), rtol=1e-4, atol=1e-3)

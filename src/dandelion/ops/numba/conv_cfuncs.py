@@ -8,6 +8,10 @@ only its thin wrapper, and the wrapper stays cacheable on disk (a raw function p
 would be a "dynamic global" and disable PyTensor's Numba cache). Arrays cross as
 C-contiguous buffers plus an int64 parameter vector:
 ``[B, C, H, W, O, Cg, kh, kw, H_out, W_out, sh, sw, ph, pw, dh, dw, groups, flip]``.
+
+Numba's on-disk cache of these callbacks is keyed on this file alone, not on the kernels
+it calls: edit this file (its modification time) whenever ``conv_kernels`` changes.
+Kernels last changed: chunked im2col / col2im.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Numba im2col / col2im and the three convolution kernels built on them.
 
-The receptive fields are copied into a (groups, Cg*kh*kw, B*H_out*W_out) array so that
-each group is one BLAS ``np.dot`` of C-contiguous matrices. Every layout change is an
+Images go through BLAS in chunks of about 4096 output pixels: the receptive fields of a
+chunk are copied into a (Cg*kh*kw, chunk*H_out*W_out) matrix, so that each group is one
+``np.dot`` of C-contiguous matrices while the fields stay in cache (the whole batch at
+once made the input gradient's col2im take 26 ms for W3's second convolution). Every layout change is an
 explicit loop: Numba's generic ``transpose``/``ascontiguousarray`` on 4-D arrays emits so
 much code that linking it into each compiled graph took seconds.
 Inputs are validated by the callers (``conv_cfuncs`` runs these behind C callbacks).
@@ -18,51 +20,69 @@ def out_size(n, k, s, p, d):
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+@numba_basic.numba_njit
+def chunk_images(b, p):
+    """Images per BLAS product: about 4096 output pixels, so the fields stay in cache."""
+    if p >= 4096:
+        return 1
+    return min(b, (4096 + p - 1) // p)
+
+
 @numba_basic.numba_njit(boundscheck=False)
-def im2col(x, groups, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
-    """x (B, C, H, W) -> (groups, Cg*kh*kw, B*ho*wo), zero where a field reaches the padding."""
-    b, c, h, w = x.shape
-    cg = c // groups
-    cols = np.zeros((groups, cg * kh * kw, b * ho * wo), dtype=x.dtype)
-    for ci in range(c):
-        g, cl = ci // cg, ci % cg
+def im2col(x, n0, nb, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
+    """Images [n0, n0 + nb), channels [c0, c0 + cg) of x -> (cg*kh*kw, nb*ho*wo); zero in the padding."""
+    h, w = x.shape[2], x.shape[3]
+    p = ho * wo
+    cols = np.empty((cg * kh * kw, nb * p), dtype=x.dtype)
+    for c in range(cg):
         for i in range(kh):
             for j in range(kw):
-                row = (cl * kh + i) * kw + j
-                for bi in range(b):
+                row = (c * kh + i) * kw + j
+                for q in range(nb):
                     for oh in range(ho):
                         r = oh * sh - ph + i * dh
+                        base = q * p + oh * wo
                         if r < 0 or r >= h:
+                            for ow in range(wo):
+                                cols[row, base + ow] = 0
                             continue
-                        base = (bi * ho + oh) * wo
                         for ow in range(wo):
                             col = ow * sw - pw + j * dw
-                            if col >= 0 and col < w:
-                                cols[g, row, base + ow] = x[bi, ci, r, col]
+                            cols[row, base + ow] = x[n0 + q, c0 + c, r, col] if 0 <= col < w else 0
     return cols
 
 
 @numba_basic.numba_njit(boundscheck=False)
-def col2im(cols, b, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
-    """Adjoint of ``im2col``: sums every field entry back onto its pixel; (B, C, h, w)."""
-    groups, kk = cols.shape[0], cols.shape[1]
-    cg = kk // (kh * kw)
-    out = np.zeros((b, groups * cg, h, w), dtype=cols.dtype)
-    for ci in range(groups * cg):
-        g, cl = ci // cg, ci % cg
+def col2im(cols, out, n0, nb, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
+    """Adjoint of ``im2col``: adds every field entry of ``cols`` back onto its pixel of ``out``."""
+    h, w = out.shape[2], out.shape[3]
+    p = ho * wo
+    for c in range(cg):
         for i in range(kh):
             for j in range(kw):
-                row = (cl * kh + i) * kw + j
-                for bi in range(b):
+                row = (c * kh + i) * kw + j
+                for q in range(nb):
                     for oh in range(ho):
                         r = oh * sh - ph + i * dh
                         if r < 0 or r >= h:
                             continue
-                        base = (bi * ho + oh) * wo
+                        base = q * p + oh * wo
                         for ow in range(wo):
                             col = ow * sw - pw + j * dw
-                            if col >= 0 and col < w:
-                                out[bi, ci, r, col] += cols[g, row, base + ow]
+                            if 0 <= col < w:
+                                out[n0 + q, c0 + c, r, col] += cols[row, base + ow]
+
+
+@numba_basic.numba_njit(boundscheck=False)
+def channel_major(y, n0, nb, o0, og):
+    """Images [n0, n0 + nb), channels [o0, o0 + og) of y (B, O, ho, wo) -> (og, nb*ho*wo)."""
+    p = y.shape[2] * y.shape[3]
+    out = np.empty((og, nb * p), dtype=y.dtype)
+    for ol in range(og):
+        for q in range(nb):
+            flat = y[n0 + q, o0 + ol].ravel()
+            for k in range(p):
+                out[ol, q * p + k] = flat[k]
     return out
 
 
@@ -90,77 +110,63 @@ def filter_matrix(w, groups, flip, transposed):
     return out
 
 
-@numba_basic.numba_njit(boundscheck=False)
-def grad_matrix(gy, groups, transposed):
-    """gy (B, O, ho, wo) -> (groups, Og, B*ho*wo), or (groups, B*ho*wo, Og) if ``transposed``."""
-    b, o, ho, wo = gy.shape
-    og = o // groups
-    n = b * ho * wo
-    if transposed:
-        out = np.empty((groups, n, og), dtype=gy.dtype)
-    else:
-        out = np.empty((groups, og, n), dtype=gy.dtype)
-    for bi in range(b):
-        for oi in range(o):
-            g, ol = oi // og, oi % og
-            for oh in range(ho):
-                for ow in range(wo):
-                    col = (bi * ho + oh) * wo + ow
-                    if transposed:
-                        out[g, col, ol] = gy[bi, oi, oh, ow]
-                    else:
-                        out[g, ol, col] = gy[bi, oi, oh, ow]
-    return out
-
-
 @numba_basic.numba_njit
 def conv2d_forward(x, w, sh, sw, ph, pw, dh, dw, groups, flip):
     b, h, wd = x.shape[0], x.shape[2], x.shape[3]
     o, cg, kh, kw = w.shape
     ho = out_size(h, kh, sh, ph, dh)
     wo = out_size(wd, kw, sw, pw, dw)
-    og = o // groups
+    og, p = o // groups, ho * wo
     wmat = filter_matrix(w, groups, flip, False)
-    cols = im2col(x, groups, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
     out = np.empty((b, o, ho, wo), dtype=x.dtype)
-    for g in range(groups):
-        res = np.dot(wmat[g], cols[g])
-        for ol in range(og):
-            for bi in range(b):
-                for oh in range(ho):
-                    for ow in range(wo):
-                        out[bi, g * og + ol, oh, ow] = res[ol, (bi * ho + oh) * wo + ow]
+    chunk = chunk_images(b, p)
+    for n0 in range(0, b, chunk):
+        nb = min(chunk, b - n0)
+        for g in range(groups):
+            res = np.dot(wmat[g], im2col(x, n0, nb, g * cg, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo))
+            for q in range(nb):
+                for ol in range(og):
+                    flat = out[n0 + q, g * og + ol].reshape(p)
+                    for k in range(p):
+                        flat[k] = res[ol, q * p + k]
     return out
 
 
 @numba_basic.numba_njit
 def conv2d_grad_input(w, gy, h, wd, sh, sw, ph, pw, dh, dw, groups, flip):
     b, o, ho, wo = gy.shape
-    kh, kw = w.shape[2], w.shape[3]
+    cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    og = o // groups
     wmat_t = filter_matrix(w, groups, flip, True)
-    gmat = grad_matrix(gy, groups, False)
-    cols = np.empty((groups, wmat_t.shape[1], b * ho * wo), dtype=gy.dtype)
-    for g in range(groups):
-        cols[g] = np.dot(wmat_t[g], gmat[g])
-    return col2im(cols, b, h, wd, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+    out = np.zeros((b, groups * cg, h, wd), dtype=gy.dtype)
+    chunk = chunk_images(b, ho * wo)
+    for n0 in range(0, b, chunk):
+        nb = min(chunk, b - n0)
+        for g in range(groups):
+            cols = np.dot(wmat_t[g], channel_major(gy, n0, nb, g * og, og))
+            col2im(cols, out, n0, nb, g * cg, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+    return out
 
 
 @numba_basic.numba_njit
 def conv2d_grad_filters(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, groups, flip):
-    c = x.shape[1]
+    b, c = x.shape[0], x.shape[1]
     o, ho, wo = gy.shape[1], gy.shape[2], gy.shape[3]
-    cg = c // groups
-    og = o // groups
-    cols = im2col(x, groups, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
-    gmat_t = grad_matrix(gy, groups, True)
+    cg, og = c // groups, o // groups
+    acc = np.zeros((groups, cg * kh * kw, og), dtype=x.dtype)
+    chunk = chunk_images(b, ho * wo)
+    for n0 in range(0, b, chunk):
+        nb = min(chunk, b - n0)
+        for g in range(groups):
+            cols = im2col(x, n0, nb, g * cg, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+            acc[g] += np.dot(cols, channel_major(gy, n0, nb, g * og, og).T)  # (cg*kh*kw, og)
     out = np.empty((o, cg, kh, kw), dtype=x.dtype)
     for g in range(groups):
-        res_t = np.dot(cols[g], gmat_t[g])  # (Cg*kh*kw, Og)
         for ol in range(og):
             for ci in range(cg):
                 for i in range(kh):
                     for j in range(kw):
-                        value = res_t[(ci * kh + i) * kw + j, ol]
+                        value = acc[g, (ci * kh + i) * kw + j, ol]
                         if flip:
                             out[g * og + ol, ci, kh - 1 - i, kw - 1 - j] = value
                         else:
