@@ -7,6 +7,7 @@ from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from dandelion.ops.conv2d_grad_filters import Conv2DGradFilters
+from dandelion.ops.numba.buffers import as_c_buffer
 from dandelion.ops.numba.conv_cfuncs import conv_cfuncs
 from dandelion.ops.numba.conv_common import conv_params, out_size
 
@@ -14,12 +15,14 @@ from dandelion.ops.numba.conv_common import conv_params, out_size
 @register_funcify_default_op_cache_key(Conv2DGradFilters)
 def numba_funcify_Conv2DGradFilters(op, node, **kwargs):
     dtype = np.dtype(node.outputs[0].dtype)
+    x_buffer = as_c_buffer(node.inputs[0].dtype, dtype)
+    gy_buffer = as_c_buffer(node.inputs[1].dtype, dtype)
     _, _, grad_filters = conv_cfuncs(dtype.name)
     (sh, sw), (ph, pw), (dh, dw), groups, flip = op.stride, op.pad, op.dilation, op.num_groups, op.flip
 
     @numba_basic.numba_njit
     def conv2d_grad_filters(x, gy, kernel_hw):
-        xc, gyc = x.astype(dtype), gy.astype(dtype)
+        xc, gyc = x_buffer(x), gy_buffer(gy)
         kh, kw = kernel_hw[0], kernel_hw[1]
         ho, wo = gyc.shape[2], gyc.shape[3]
         if xc.shape[0] != gyc.shape[0] or xc.shape[1] % groups != 0 or gyc.shape[1] % groups != 0:

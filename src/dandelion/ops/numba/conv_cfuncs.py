@@ -11,7 +11,7 @@ C-contiguous buffers plus an int64 parameter vector:
 
 Numba's on-disk cache of these callbacks is keyed on this file alone, not on the kernels
 it calls: edit this file (its modification time) whenever ``conv_kernels`` changes.
-Kernels last changed: chunked im2col / col2im.
+Kernels last changed: chunked im2col / col2im writing into the output buffer.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def conv_cfuncs(dtype_name):
         x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
         w = carray(w_ptr, (p[4], p[5], p[6], p[7]))
         out = carray(out_ptr, (p[0], p[4], p[8], p[9]))
-        out[...] = conv2d_forward(x, w, p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
+        conv2d_forward(x, w, out, p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
 
     @cfunc(signature, cache=True)
     def grad_input(w_ptr, gy_ptr, out_ptr, p_ptr):
@@ -50,7 +50,7 @@ def conv_cfuncs(dtype_name):
         w = carray(w_ptr, (p[4], p[5], p[6], p[7]))
         gy = carray(gy_ptr, (p[0], p[4], p[8], p[9]))
         out = carray(out_ptr, (p[0], p[1], p[2], p[3]))
-        out[...] = conv2d_grad_input(w, gy, p[2], p[3], p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
+        conv2d_grad_input(w, gy, out, p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
 
     @cfunc(signature, cache=True)
     def grad_filters(x_ptr, gy_ptr, out_ptr, p_ptr):
@@ -58,7 +58,7 @@ def conv_cfuncs(dtype_name):
         x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
         gy = carray(gy_ptr, (p[0], p[4], p[8], p[9]))
         out = carray(out_ptr, (p[4], p[5], p[6], p[7]))
-        out[...] = conv2d_grad_filters(x, gy, p[6], p[7], p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
+        conv2d_grad_filters(x, gy, out, p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
 
     externals = []
     for callback in (forward, grad_input, grad_filters):

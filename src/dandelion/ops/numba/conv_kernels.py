@@ -3,7 +3,8 @@
 Images go through BLAS in chunks of about 4096 output pixels: the receptive fields of a
 chunk are copied into a (Cg*kh*kw, chunk*H_out*W_out) matrix, so that each group is one
 ``np.dot`` of C-contiguous matrices while the fields stay in cache (the whole batch at
-once made the input gradient's col2im take 26 ms for W3's second convolution). Every layout change is an
+once made the input gradient's col2im take 26 ms for W3's second convolution). Kernels
+write into the caller's output buffer. Every layout change is an
 explicit loop: Numba's generic ``transpose``/``ascontiguousarray`` on 4-D arrays emits so
 much code that linking it into each compiled graph took seconds.
 Inputs are validated by the callers (``conv_cfuncs`` runs these behind C callbacks).
@@ -111,14 +112,12 @@ def filter_matrix(w, groups, flip, transposed):
 
 
 @numba_basic.numba_njit
-def conv2d_forward(x, w, sh, sw, ph, pw, dh, dw, groups, flip):
-    b, h, wd = x.shape[0], x.shape[2], x.shape[3]
+def conv2d_forward(x, w, out, sh, sw, ph, pw, dh, dw, groups, flip):
+    b = x.shape[0]
     o, cg, kh, kw = w.shape
-    ho = out_size(h, kh, sh, ph, dh)
-    wo = out_size(wd, kw, sw, pw, dw)
+    ho, wo = out.shape[2], out.shape[3]
     og, p = o // groups, ho * wo
     wmat = filter_matrix(w, groups, flip, False)
-    out = np.empty((b, o, ho, wo), dtype=x.dtype)
     chunk = chunk_images(b, p)
     for n0 in range(0, b, chunk):
         nb = min(chunk, b - n0)
@@ -129,28 +128,27 @@ def conv2d_forward(x, w, sh, sw, ph, pw, dh, dw, groups, flip):
                     flat = out[n0 + q, g * og + ol].reshape(p)
                     for k in range(p):
                         flat[k] = res[ol, q * p + k]
-    return out
 
 
 @numba_basic.numba_njit
-def conv2d_grad_input(w, gy, h, wd, sh, sw, ph, pw, dh, dw, groups, flip):
+def conv2d_grad_input(w, gy, out, sh, sw, ph, pw, dh, dw, groups, flip):
     b, o, ho, wo = gy.shape
     cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     og = o // groups
     wmat_t = filter_matrix(w, groups, flip, True)
-    out = np.zeros((b, groups * cg, h, wd), dtype=gy.dtype)
+    out[...] = 0
     chunk = chunk_images(b, ho * wo)
     for n0 in range(0, b, chunk):
         nb = min(chunk, b - n0)
         for g in range(groups):
             cols = np.dot(wmat_t[g], channel_major(gy, n0, nb, g * og, og))
             col2im(cols, out, n0, nb, g * cg, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
-    return out
 
 
 @numba_basic.numba_njit
-def conv2d_grad_filters(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, groups, flip):
+def conv2d_grad_filters(x, gy, out, sh, sw, ph, pw, dh, dw, groups, flip):
     b, c = x.shape[0], x.shape[1]
+    kh, kw = out.shape[2], out.shape[3]
     o, ho, wo = gy.shape[1], gy.shape[2], gy.shape[3]
     cg, og = c // groups, o // groups
     acc = np.zeros((groups, cg * kh * kw, og), dtype=x.dtype)
@@ -160,7 +158,6 @@ def conv2d_grad_filters(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, groups, flip):
         for g in range(groups):
             cols = im2col(x, n0, nb, g * cg, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
             acc[g] += np.dot(cols, channel_major(gy, n0, nb, g * og, og).T)  # (cg*kh*kw, og)
-    out = np.empty((o, cg, kh, kw), dtype=x.dtype)
     for g in range(groups):
         for ol in range(og):
             for ci in range(cg):
@@ -171,4 +168,3 @@ def conv2d_grad_filters(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, groups, flip):
                             out[g * og + ol, ci, kh - 1 - i, kw - 1 - j] = value
                         else:
                             out[g * og + ol, ci, i, j] = value
-    return out

@@ -2,6 +2,8 @@
 
 Buffers are C-contiguous and read in the canonical (N, D, H, W) layout; the int64
 parameter vector is ``[N, D, H, W, D_out, H_out, W_out, ws (3), stride (3), pad (3), mode]``.
+Numba's on-disk cache of these callbacks is keyed on this file alone: edit it whenever
+``pool_kernels`` changes (last change: kernels write into the output buffer).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def pool_cfuncs(dtype_name):
         p = carray(p_ptr, (N_PARAMS,))
         x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
         out = carray(out_ptr, (p[0], p[4], p[5], p[6]))
-        out[...] = pool_forward(x, (p[4], p[5], p[6]), (p[7], p[8], p[9]), (p[10], p[11], p[12]), (p[13], p[14], p[15]), p[16])
+        pool_forward(x, out, (p[7], p[8], p[9]), (p[10], p[11], p[12]), (p[13], p[14], p[15]), p[16])
 
     @cfunc(signature, cache=True)
     def backward(x_ptr, gy_ptr, out_ptr, p_ptr):
@@ -36,7 +38,7 @@ def pool_cfuncs(dtype_name):
         x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
         gy = carray(gy_ptr, (p[0], p[4], p[5], p[6]))
         out = carray(out_ptr, (p[0], p[1], p[2], p[3]))
-        out[...] = pool_backward(x, gy, (p[7], p[8], p[9]), (p[10], p[11], p[12]), (p[13], p[14], p[15]), p[16])
+        pool_backward(x, gy, out, (p[7], p[8], p[9]), (p[10], p[11], p[12]), (p[13], p[14], p[15]), p[16])
 
     @cfunc(signature, cache=True)
     def gather(x_ptr, g_ptr, out_ptr, p_ptr):
@@ -44,7 +46,7 @@ def pool_cfuncs(dtype_name):
         x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
         g = carray(g_ptr, (p[0], p[1], p[2], p[3]))
         out = carray(out_ptr, (p[0], p[4], p[5], p[6]))
-        out[...] = max_pool_gather(x, g, (p[4], p[5], p[6]), (p[7], p[8], p[9]), (p[10], p[11], p[12]), (p[13], p[14], p[15]))
+        max_pool_gather(x, g, out, (p[7], p[8], p[9]), (p[10], p[11], p[12]), (p[13], p[14], p[15]))
 
     externals = []
     for callback in (forward, backward, gather):

@@ -1,7 +1,7 @@
 """Numba pooling kernels on the canonical (N, D, H, W) layout (see ``dandelion.ops.pool_numpy``).
 
 One compiled loop nest serves 1-, 2- and 3-D pooling; window sizes, strides, pads and
-the mode are run-time arguments. Mode codes follow ``dandelion.ops.pool_common.MODE_CODES``.
+the mode are run-time arguments. Kernels write into the caller's output buffer. Mode codes follow ``dandelion.ops.pool_common.MODE_CODES``.
 """
 
 from __future__ import annotations
@@ -34,10 +34,9 @@ def first_argmax(x, b, d0, d1, h0, h1, w0, w1):
 
 
 @numba_basic.numba_njit(boundscheck=False)
-def pool_forward(x, out_shape, ws, st, pad, mode):
+def pool_forward(x, out, ws, st, pad, mode):
     n, dd, hh, ww = x.shape
-    od, oh, ow = out_shape
-    out = np.empty((n, od, oh, ow), dtype=x.dtype)
+    od, oh, ow = out.shape[1], out.shape[2], out.shape[3]
     for b in range(n):
         for i in range(od):
             d0, d1, cd = window(i, dd, ws[0], st[0], pad[0])
@@ -59,14 +58,13 @@ def pool_forward(x, out_shape, ws, st, pad, mode):
                     elif mode == AVERAGE_EXC_PAD:
                         total /= (d1 - d0) * (h1 - h0) * (w1 - w0)
                     out[b, i, j, k] = total
-    return out
 
 
 @numba_basic.numba_njit(boundscheck=False)
-def pool_backward(x, gy, ws, st, pad, mode):
+def pool_backward(x, gy, gx, ws, st, pad, mode):
     n, dd, hh, ww = x.shape
     od, oh, ow = gy.shape[1], gy.shape[2], gy.shape[3]
-    gx = np.zeros(x.shape, dtype=gy.dtype)
+    gx[...] = 0
     for b in range(n):
         for i in range(od):
             d0, d1, cd = window(i, dd, ws[0], st[0], pad[0])
@@ -87,14 +85,12 @@ def pool_backward(x, gy, ws, st, pad, mode):
                         for h in range(h0, h1):
                             for w in range(w0, w1):
                                 gx[b, d, h, w] += g
-    return gx
 
 
 @numba_basic.numba_njit(boundscheck=False)
-def max_pool_gather(x, g, out_shape, ws, st, pad):
+def max_pool_gather(x, g, out, ws, st, pad):
     n, dd, hh, ww = x.shape
-    od, oh, ow = out_shape
-    out = np.empty((n, od, oh, ow), dtype=g.dtype)
+    od, oh, ow = out.shape[1], out.shape[2], out.shape[3]
     for b in range(n):
         for i in range(od):
             d0, d1, _ = window(i, dd, ws[0], st[0], pad[0])
@@ -104,4 +100,3 @@ def max_pool_gather(x, g, out_shape, ws, st, pad):
                     w0, w1, _ = window(k, ww, ws[2], st[2], pad[2])
                     bd, bh, bw = first_argmax(x, b, d0, d1, h0, h1, w0, w1)
                     out[b, i, j, k] = g[b, bd, bh, bw]
-    return out
