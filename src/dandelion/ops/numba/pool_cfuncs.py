@@ -3,7 +3,7 @@
 Buffers are C-contiguous and read in the canonical (N, D, H, W) layout; the int64
 parameter vector is ``[N, D, H, W, D_out, H_out, W_out, ws (3), stride (3), pad (3), mode]``.
 Numba's on-disk cache of these callbacks is keyed on this file alone: edit it whenever
-``pool_kernels`` changes (last change: kernels write into the output buffer).
+``pool_kernels`` changes (last change: flat indices, output buffer passed in).
 """
 
 from __future__ import annotations
