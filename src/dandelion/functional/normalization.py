@@ -11,7 +11,7 @@ import numbers
 
 import pytensor.tensor as pt
 
-from dandelion.functional.axis_sum import axes_length, broadcast_over, sum_over
+from dandelion.ops.axis_sum import axes_length, broadcast_over, sum_over
 
 NORMALIZE_MODES = ("high_mem", "low_mem")
 

@@ -1,25 +1,29 @@
-"""Sums over axes and their adjoint broadcast, built so that every backend reduces fast.
+"""Sums over axes and their adjoint broadcast, lowered per backend to what reduces fastest.
 
 PyTensor's C reduction (``Sum`` over axes (0, 2, 3) of a float32 (64, 32, 28, 28) array)
 measured 4.4 ms where a BLAS matrix-vector product with a vector of ones takes under
-0.1 ms. ``sum_over`` therefore reshapes x to (prefix, kept, suffix) and reduces the
-contiguous suffix with one ``dot`` and the prefix with another, whenever the kept axes
-form one contiguous block (BatchNorm's (B, C, H, W) over (0, 2, 3), (B, D) over 0);
-other axis sets use ``pt.sum``.
+0.1 ms; under JAX the same products cost more than plain reductions, because they pin
+the NCHW layout that XLA's convolutions (NHWC inside) must then transpose to (W3's JAX
+training step: 33 ms with products, 19-28 ms with plain sums). So ``sum_over`` is an
+Op (a ``SumOver`` graph holding a plain ``Sum``) that a C-only rewrite replaces, when
+the kept axes form one contiguous block, by x reshaped to (prefix, kept, suffix) and
+reduced with one ``dot`` per side; Numba and JAX inline the plain ``Sum``.
 
-Autodiff would still write the gradient of a broadcast (``x * v[None, :, None, None]``) as
-a slow ``Sum``. ``broadcast_over`` is therefore an inlined ``OpFromGraph`` whose pullback
-is ``sum_over``, and ``sum_over``'s pullback is ``broadcast_over``: each is the other's
-adjoint, so forward and backward graphs both reduce with BLAS and broadcast without
-materialising (PyTensor fuses the broadcast into the consuming elementwise loop).
+Autodiff would write the gradient of a broadcast (``x * v[None, :, None, None]``) as a
+``Sum`` of PyTensor's own. ``broadcast_over`` is therefore an inlined ``OpFromGraph`` whose
+pullback is ``sum_over``, and ``sum_over``'s pullback is ``broadcast_over``: each is the
+other's adjoint, so backward graphs reduce as forward ones do, and broadcasts fuse into
+the consuming elementwise loop without being materialised.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.compile import optdb
 from pytensor.compile.builders import OpFromGraph
 from pytensor.gradient import disconnected_type
+from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 
 
 def kept_block(ndim, axes):
@@ -59,6 +63,17 @@ def _plain_broadcast(v, axes, like):
     return pt.alloc(pt.expand_dims(v, axes), *like.shape)
 
 
+class SumOver(OpFromGraph):
+    """``Sum`` over ``axes`` that the C backend lowers to BLAS (see the module docstring)."""
+
+    def __init__(self, inputs, outputs, axes, **kwargs):
+        super().__init__(inputs, outputs, **kwargs)
+        self.axes = axes
+
+    def pullback(self, inputs, outputs, cotangents):
+        return [broadcast_over(cotangents[0], self.axes, inputs[0])]
+
+
 def sum_over(x, axes):
     """Sum of ``x`` over ``axes``, in the dtype of x.
 
@@ -76,14 +91,30 @@ def sum_over(x, axes):
     axes = tuple(axes)
     if kept_block(x.ndim, axes) is None:
         return pt.sum(x, axis=axes)
-    op = OpFromGraph(
-        [x_inner := x.type()],
-        [_blas_sum(x_inner, axes)],
-        inline=True,
-        pullback=lambda inputs, outputs, cotangents: [broadcast_over(cotangents[0], axes, inputs[0])],
-        name="sum_over",
-    )
-    return op(x)
+    x_inner = x.type()
+    return SumOver([x_inner], [pt.sum(x_inner, axis=axes)], axes, inline=False, name="sum_over")(x)
+
+
+@node_rewriter([SumOver])
+def sum_over_in_blas(fgraph, node):
+    """C backend: the reductions as matrix-vector products (before BLAS rewrites pick Gemv)."""
+    return [_blas_sum(node.inputs[0], node.op.axes)]
+
+
+@node_rewriter([SumOver])
+def sum_over_as_sum(fgraph, node):
+    """Numba and JAX: the plain ``Sum`` (XLA fuses it with its producers)."""
+    return [pt.sum(node.inputs[0], axis=node.op.axes)]
+
+
+# after the inlining of OpFromGraphs (-0.01), before canonicalisation and BLAS rewrites;
+# "cxx_only" is excluded by the Numba and JAX linkers, "numba" / "jax" included only by them
+for _name, _rewrite, _tags in (
+    ("dandelion_sum_over_blas", sum_over_in_blas, ("fast_run", "cxx_only")),
+    ("dandelion_sum_over_sum", sum_over_as_sum, ("numba", "jax")),
+):
+    if _name not in optdb:
+        optdb.register(_name, dfs_rewriter(_rewrite), *_tags, position=-0.005)
 
 
 def broadcast_over(v, axes, like):

@@ -1,4 +1,4 @@
-"""``sum_over`` / ``broadcast_over`` (BatchNorm's BLAS reductions) against NumPy on every backend."""
+"""``sum_over`` / ``broadcast_over`` (BatchNorm's reductions) against NumPy on every backend, and their lowering."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dandelion.functional.axis_sum import broadcast_over, kept_block, sum_over
 from dandelion.functional.normalization import moments, normalize_over
+from dandelion.ops.axis_sum import SumOver, broadcast_over, kept_block, sum_over
 from tests.helpers import assert_close, compile_fn, ftensor, verify_grad
 
 
@@ -115,3 +115,18 @@ def test_batch_normalisation_gradients_against_finite_differences():
             return normalize_over(x, axes, mean, inv_std, gamma, beta)
 
         verify_grad(fn, [rng.normal(1.0, 2.0, size=shape), rng.uniform(0.5, 2, size=kept), rng.normal(size=kept)])
+
+
+def test_lowering_is_blas_on_c_and_a_plain_sum_on_numba_and_jax(backend):
+    """C reduces (B, C, H, W) over (0, 2, 3) with matrix-vector products (its own ``Sum`` is
+    slow there); Numba and JAX keep PyTensor's ``Sum``, which XLA fuses with producers."""
+    x = ftensor("x", (2, 3, 4, 5))
+    fn = compile_fn([x], sum_over(x * x, (0, 2, 3)), backend)
+    kinds = {type(node.op).__name__ for node in fn.maker.fgraph.apply_nodes}
+    assert not any(isinstance(node.op, SumOver) for node in fn.maker.fgraph.apply_nodes)
+    if backend == "c":
+        assert "Sum" not in kinds and kinds & {"CGemv", "Gemv", "Dot", "Dot22"}, kinds
+    else:
+        assert "Sum" in kinds, kinds
+    x_val = np.random.default_rng(1).normal(size=(2, 3, 4, 5)).astype("float32")
+    assert_close(fn(x_val), (x_val.astype("float64") ** 2).sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
