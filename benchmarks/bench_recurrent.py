@@ -15,7 +15,10 @@ BLAS that PyTensor can link; without one (PyTensor warns "could not link to a BL
 its matrix products run a slow fallback. When ``blas__ldflags`` is unset and a system
 OpenBLAS exists, ``dandelion-c+openblas`` runs the C backend linked to it as well.
 
-``--scan-cost`` adds what one scan step costs: inference at T=50 and T=10, the
+dandelion's LSTM runs as one fused Op (``dandelion.ops.lstm_sequence``: forward loop and
+back-propagation through time in one kernel per backend); its GRU scans ``gru_step``.
+
+``--scan-cost`` adds what one recurrent step costs: inference at T=50 and T=10, the
 difference per step, beside NumPy doing one step's arithmetic (the floor for a loop
 that launches the same kernels one step at a time).
 
@@ -175,7 +178,7 @@ def _numpy_floor_in_child(cell):
 
 
 def _scan_cost(args):
-    print("\nPer-step cost of the scan (inference, (T=50 - T=10) / 40), against NumPy doing one step's arithmetic")
+    print("\nPer-step cost of the recurrence (LSTM: fused Op, GRU: scan; inference, (T=50 - T=10) / 40), against NumPy doing one step's arithmetic")
     for workload, cell in WORKLOADS.items():
         if workload not in args.workloads.split(","):
             continue

@@ -102,6 +102,13 @@ class LSTM(LSTMParams):
 
     Notes
     -----
+    With ``hidden_activation`` tanh and ``truncate_gradient=-1`` (the defaults),
+    ``forward`` runs the whole recurrence as one fused Op (``dandelion.ops.lstm_sequence``)
+    whose gradient back-propagates through time in one kernel per backend and forms
+    ``dW_hid`` as one product over all steps; other configurations scan ``lstm_step``.
+    Both give the same outputs and gradients. ``step()`` and ``LSTMCell`` always use
+    ``lstm_step``.
+
     The Theano-era library tested masks with ``if mask:``; here a masked step really
     carries h and c forward. Gradients of a skipped step pass to the previous state
     unclipped.
