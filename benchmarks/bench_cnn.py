@@ -2,17 +2,22 @@
 
 ``python -m benchmarks.bench_cnn``. The training and inference steps are the suite's W3
 workload (``benchmarks.workloads.cnn``); this script adds the two convolutions timed alone
-against the measured float32 matmul peak. Run on an otherwise idle machine.
+against the measured float32 matmul peak. Each framework runs in a child process of its
+own, as in the suite's runner: thread counts are pinned before any numerical library
+loads, and one framework's thread pools cannot slow another's. Run on an otherwise idle
+machine: with two threads on two cores, a third busy process makes PyTorch and OpenBLAS
+spin-wait (PyTorch's step measured 384 ms instead of 18 ms next to a test run).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 
 import numpy as np
 
-from benchmarks.peak import matmul_peak_gflops
-from benchmarks.timing import time_steps
 from benchmarks.workloads import cnn
 
 
@@ -53,32 +58,72 @@ def torch_conv_step(config):
     return step
 
 
+def child(framework, threads, warmup, repeats):
+    """Time one framework's train, inference and conv steps; print one JSON line."""
+    from benchmarks.environment import pin_threads
+
+    pin_threads(threads)
+    from benchmarks.timing import time_steps
+
+    config = cnn.CONFIG
+    if framework == "torch":
+        from benchmarks.environment import pin_torch_threads
+
+        pin_torch_threads(threads)
+        steps = {mode: cnn.build_torch(config, mode)[1] for mode in ("train", "inference")}
+        steps["conv"] = torch_conv_step(config)
+    else:
+        backend = framework.split("-", 1)[1]
+        steps = {mode: cnn.build_dandelion(config, mode, backend)[1] for mode in ("train", "inference")}
+        steps["conv"] = dandelion_conv_step(config, backend)
+    ms = {mode: time_steps(step, warmup, repeats)["median_ms"] for mode, step in steps.items()}
+    sys.stdout.write("RESULT " + json.dumps(ms) + "\n")
+
+
+def peak_child(threads):
+    from benchmarks.environment import pin_threads
+
+    pin_threads(threads)
+    from benchmarks.peak import matmul_peak_gflops
+
+    sys.stdout.write("RESULT " + json.dumps({"peak": matmul_peak_gflops()}) + "\n")
+
+
+def run_child(arguments):
+    completed = subprocess.run([sys.executable, "-m", "benchmarks.bench_cnn", *arguments], capture_output=True, text=True)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        return None, (completed.stderr or completed.stdout).strip().splitlines()[-1:]
+    return json.loads(lines[-1][len("RESULT ") :]), None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="c,numba,jax")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--peak-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return child(args.child, args.threads, args.warmup, args.repeats)
+    if args.peak_child:
+        return peak_child(args.threads)
 
-    config, peak = cnn.CONFIG, matmul_peak_gflops()
+    config = cnn.CONFIG
+    peak = run_child(["--peak-child", "--threads", str(args.threads)])[0]["peak"]
     conv_gflop = cnn.conv_forward_flops(config) / 1e9
-    print(f"float32 matmul peak {peak:.1f} GFLOP/s; conv forward work {conv_gflop:.3f} GFLOP per step")
-    frameworks = [("torch", None)] + [(f"dandelion-{b.strip()}", b.strip()) for b in args.backends.split(",") if b.strip()]
+    print(f"float32 matmul peak {peak:.1f} GFLOP/s; conv forward work {conv_gflop:.3f} GFLOP per step; {args.threads} threads")
+    frameworks = ["torch"] + [f"dandelion-{b.strip()}" for b in args.backends.split(",") if b.strip()]
     reference = None
     print(f"{'':18s} {'train ms':>9s} {'infer ms':>9s} {'conv fwd ms':>11s} {'conv GFLOP/s':>12s} {'% peak':>7s} {'train/torch':>11s}")
-    for label, backend in frameworks:
-        try:
-            if backend is None:
-                steps = {mode: cnn.build_torch(config, mode)[1] for mode in ("train", "inference")}
-                steps["conv"] = torch_conv_step(config)
-            else:
-                steps = {mode: cnn.build_dandelion(config, mode, backend)[1] for mode in ("train", "inference")}
-                steps["conv"] = dandelion_conv_step(config, backend)
-        except ModuleNotFoundError as error:
-            print(f"{label:18s} unavailable ({error})")
+    for label in frameworks:
+        ms, error = run_child(["--child", label, "--threads", str(args.threads), "--warmup", str(args.warmup), "--repeats", str(args.repeats)])
+        if ms is None:
+            print(f"{label:18s} failed or unavailable: {' '.join(error)}")
             continue
-        ms = {mode: time_steps(step, args.warmup, args.repeats)["median_ms"] for mode, step in steps.items()}
-        reference = ms["train"] if backend is None else reference
+        reference = ms["train"] if label == "torch" else reference
         gflops = conv_gflop / (ms["conv"] / 1e3)
         ratio = f"{ms['train'] / reference:.2f}x" if reference else "-"
         print(f"{label:18s} {ms['train']:9.1f} {ms['inference']:9.1f} {ms['conv']:11.2f} {gflops:12.1f} {100 * gflops / peak:6.1f}% {ratio:>11s}")
