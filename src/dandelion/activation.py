@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import zero_grad
-from pytensor.tensor.special import log_softmax as _log_softmax
 
 __all__ = [
     "sigmoid",
@@ -146,14 +145,31 @@ def softmax(x):
     (..., N), each row summing to one
     """
     x = pt.as_tensor_variable(x)
+    return pt.exp(x - _logsumexp_last(x))
+
+
+def _logsumexp_last(x):
+    """``log(sum(exp(x)))`` over the last axis, kept for broadcasting; overflow-safe."""
     # the shift only guards exp against overflow; it cancels, so no gradient flows through it
     shift = zero_grad(pt.max(x, axis=-1, keepdims=True))
-    log_total = shift + pt.log(pt.sum(pt.exp(x - shift), axis=-1, keepdims=True))
-    return pt.exp(x - log_total)
+    return shift + pt.log(pt.sum(pt.exp(x - shift), axis=-1, keepdims=True))
 
 
 def log_softmax(x):
-    """Log-softmax over the last axis, for input of any ndim (stable)."""
-    return _log_softmax(x, axis=-1)
+    """Log-softmax over the last axis, for input of any ndim (stable).
+
+    ``x - logsumexp(x)``, for the reason ``softmax`` gives: PyTensor's ``LogSoftmax`` Op
+    runs through Python on PyTensor 3.0's C backend.
+
+    Parameters
+    ----------
+    x : (..., N)
+
+    Returns
+    -------
+    (..., N)
+    """
+    x = pt.as_tensor_variable(x)
+    return x - _logsumexp_last(x)
 
 
