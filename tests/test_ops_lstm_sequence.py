@@ -238,3 +238,13 @@ def test_second_derivative_is_reported_as_not_implemented():
     (g_W,) = pytensor.grad(hs.sum(), [W])
     with pytest.raises(Exception, match="second derivatives of lstm_sequence"):
         pytensor.grad(g_W.sum(), [W])
+
+
+def test_numba_float32_tanh_approximation_is_accurate():
+    """The float32 Numba kernels' rational tanh against NumPy's, across and beyond its clamp."""
+    from dandelion.ops.numba.lstm_sequence_kernels import rational_tanh
+
+    x = np.concatenate([np.linspace(-12, 12, 4001), [-1e4, -9.0, -1e-6, 0.0, 1e-6, 9.0, 1e4]])
+    approx = np.array([rational_tanh.py_func(float(v)) for v in x])
+    np.testing.assert_allclose(approx, np.tanh(x), rtol=0, atol=3e-8)
+    assert np.all(np.abs(approx) <= 1) and np.all(np.sign(approx) == np.sign(x))

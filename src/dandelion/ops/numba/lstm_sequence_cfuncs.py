@@ -14,7 +14,7 @@ from functools import cache
 import llvmlite.binding as llvm
 from numba import carray, cfunc, types
 
-from dandelion.ops.numba import lstm_sequence_kernels as kernels
+from dandelion.ops.numba.lstm_sequence_kernels import lstm_backward, lstm_forward
 
 N_PARAMS = 5
 
@@ -25,10 +25,6 @@ def lstm_sequence_cfuncs(dtype_name):
 
     Must run before a cached wrapper calling them is loaded, hence in funcify.
     """
-    if dtype_name == "float32":
-        lstm_forward, lstm_backward = kernels.lstm_forward_fast, kernels.lstm_backward_fast
-    else:
-        lstm_forward, lstm_backward = kernels.lstm_forward, kernels.lstm_backward
     ptr = types.CPointer(getattr(types, dtype_name))
     params = types.CPointer(types.int64)
     forward_signature = types.void(*([ptr] * 9), params)

@@ -15,12 +15,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 from pytensor.link.numba.dispatch import basic as numba_basic
-
-
-@numba_basic.numba_njit(inline="always")
-def exact_tanh(x):
-    return math.tanh(x)
 
 
 @numba_basic.numba_njit(inline="always")
@@ -46,122 +43,126 @@ def rational_tanh(x):
     return x * p / q
 
 
-def _make_kernels(tanh):
-    """(lstm_forward, lstm_backward) computing tanh (and the logistic function) with ``tanh``."""
-
-    @numba_basic.numba_njit(inline="always")
-    def _sigmoid(x):
-        return 0.5 + 0.5 * tanh(0.5 * x)
-
-    @numba_basic.numba_njit(boundscheck=False)
-    def lstm_forward(gate_input, W_hid, peep, h0, c0, mask, peephole, has_mask, hs, cs, gates):
-        T, B, _ = gate_input.shape
-        H = W_hid.shape[0]
-        h = h0.copy()
-        c = c0.copy()
-        for t in range(T):
-            a = np.dot(h, W_hid)
-            for b in range(B):
-                keep = (not has_mask) or mask[t, b] != 0
-                for j in range(H):
-                    c_prev = c[b, j]
-                    a_i = a[b, j] + gate_input[t, b, j]
-                    a_f = a[b, H + j] + gate_input[t, b, H + j]
-                    a_g = a[b, 2 * H + j] + gate_input[t, b, 2 * H + j]
-                    a_o = a[b, 3 * H + j] + gate_input[t, b, 3 * H + j]
-                    if peephole:
-                        a_i += c_prev * peep[0, j]
-                        a_f += c_prev * peep[1, j]
-                    i = _sigmoid(a_i)
-                    f = _sigmoid(a_f)
-                    g = tanh(a_g)
-                    c_new = f * c_prev + i * g
-                    if peephole:
-                        a_o += c_new * peep[2, j]
-                    o = _sigmoid(a_o)
-                    gates[t, b, j] = i
-                    gates[t, b, H + j] = f
-                    gates[t, b, 2 * H + j] = g
-                    gates[t, b, 3 * H + j] = o
-                    if keep:
-                        h[b, j] = o * tanh(c_new)
-                        c[b, j] = c_new
-                    hs[t, b, j] = h[b, j]
-                    cs[t, b, j] = c[b, j]
+def _tanh(like, x):
+    """tanh in a kernel whose arrays have ``like``'s dtype (resolved at compile time)."""
+    return math.tanh(x)
 
 
-    @numba_basic.numba_njit(boundscheck=False)
-    def lstm_backward(
-        W_hid, peep, h0, c0, mask, hs, cs, gates, d_hs, d_cs, grad_clipping, peephole, has_mask,
-        d_gate_input, d_W_hid, d_peep, d_h0, d_c0,
-    ):  # fmt: skip
-        T, B, H = hs.shape
-        W_t = np.ascontiguousarray(W_hid.T)
-        dh = np.zeros((B, H), dtype=hs.dtype)
-        dc = np.zeros((B, H), dtype=hs.dtype)
-        dh_pass = np.zeros((B, H), dtype=hs.dtype)
-        da = np.empty((B, 4 * H), dtype=hs.dtype)
-        d_peep[:] = 0
-        clip = grad_clipping > 0
-        for t in range(T - 1, -1, -1):
-            for b in range(B):
-                keep = (not has_mask) or mask[t, b] != 0
-                for j in range(H):
-                    dh_j = dh[b, j] + d_hs[t, b, j]
-                    dc_j = dc[b, j] + d_cs[t, b, j]
-                    if not keep:
-                        # A skipped step hands its gradients to the previous state untouched.
-                        dh_pass[b, j] = dh_j
-                        dc[b, j] = dc_j
-                        da[b, j] = 0
-                        da[b, H + j] = 0
-                        da[b, 2 * H + j] = 0
-                        da[b, 3 * H + j] = 0
-                        continue
-                    dh_pass[b, j] = 0
-                    c_prev = cs[t - 1, b, j] if t > 0 else c0[b, j]
-                    c_new = cs[t, b, j]
-                    i = gates[t, b, j]
-                    f = gates[t, b, H + j]
-                    g = gates[t, b, 2 * H + j]
-                    o = gates[t, b, 3 * H + j]
-                    tanh_c = tanh(c_new)
-                    da_o = dh_j * tanh_c * o * (1 - o)
-                    dc_new = dc_j + dh_j * o * (1 - tanh_c * tanh_c)
-                    if peephole:
-                        dc_new += da_o * peep[2, j]
-                        d_peep[2, j] += da_o * c_new
-                    da_i = dc_new * g * i * (1 - i)
-                    da_f = dc_new * c_prev * f * (1 - f)
-                    da_g = dc_new * i * (1 - g * g)
-                    dc_prev = dc_new * f
-                    if peephole:
-                        dc_prev += da_i * peep[0, j] + da_f * peep[1, j]
-                        d_peep[0, j] += da_i * c_prev
-                        d_peep[1, j] += da_f * c_prev
-                    if clip:
-                        da_i = min(max(da_i, -grad_clipping), grad_clipping)
-                        da_f = min(max(da_f, -grad_clipping), grad_clipping)
-                        da_g = min(max(da_g, -grad_clipping), grad_clipping)
-                        da_o = min(max(da_o, -grad_clipping), grad_clipping)
-                    da[b, j] = da_i
-                    da[b, H + j] = da_f
-                    da[b, 2 * H + j] = da_g
-                    da[b, 3 * H + j] = da_o
-                    dc[b, j] = dc_prev
-            d_gate_input[t] = da
-            dh = np.dot(da, W_t)
-            if has_mask:
-                dh += dh_pass
-        d_h0[:] = dh
-        d_c0[:] = dc
-        h_prev = np.empty((T, B, H), dtype=hs.dtype)
-        h_prev[0] = h0
-        h_prev[1:] = hs[:-1]
-        d_W_hid[:] = np.dot(h_prev.reshape(T * B, H).T, d_gate_input.reshape(T * B, 4 * H))
-
-    return lstm_forward, lstm_backward
+@overload(_tanh, inline="always")
+def _tanh_for_dtype(like, x):
+    if like.dtype == types.float32:
+        return lambda like, x: rational_tanh(x)
+    return lambda like, x: math.tanh(x)
 
 
-lstm_forward, lstm_backward = _make_kernels(exact_tanh)
-lstm_forward_fast, lstm_backward_fast = _make_kernels(rational_tanh)
+@numba_basic.numba_njit(inline="always")
+def _sigmoid(like, x):
+    return 0.5 + 0.5 * _tanh(like, 0.5 * x)
+
+
+@numba_basic.numba_njit(boundscheck=False)
+def lstm_forward(gate_input, W_hid, peep, h0, c0, mask, peephole, has_mask, hs, cs, gates):
+    T, B, _ = gate_input.shape
+    H = W_hid.shape[0]
+    h = h0.copy()
+    c = c0.copy()
+    for t in range(T):
+        a = np.dot(h, W_hid)
+        for b in range(B):
+            keep = (not has_mask) or mask[t, b] != 0
+            for j in range(H):
+                c_prev = c[b, j]
+                a_i = a[b, j] + gate_input[t, b, j]
+                a_f = a[b, H + j] + gate_input[t, b, H + j]
+                a_g = a[b, 2 * H + j] + gate_input[t, b, 2 * H + j]
+                a_o = a[b, 3 * H + j] + gate_input[t, b, 3 * H + j]
+                if peephole:
+                    a_i += c_prev * peep[0, j]
+                    a_f += c_prev * peep[1, j]
+                i = _sigmoid(gates, a_i)
+                f = _sigmoid(gates, a_f)
+                g = _tanh(gates, a_g)
+                c_new = f * c_prev + i * g
+                if peephole:
+                    a_o += c_new * peep[2, j]
+                o = _sigmoid(gates, a_o)
+                gates[t, b, j] = i
+                gates[t, b, H + j] = f
+                gates[t, b, 2 * H + j] = g
+                gates[t, b, 3 * H + j] = o
+                if keep:
+                    h[b, j] = o * _tanh(gates, c_new)
+                    c[b, j] = c_new
+                hs[t, b, j] = h[b, j]
+                cs[t, b, j] = c[b, j]
+
+
+@numba_basic.numba_njit(boundscheck=False)
+def lstm_backward(
+    W_hid, peep, h0, c0, mask, hs, cs, gates, d_hs, d_cs, grad_clipping, peephole, has_mask,
+    d_gate_input, d_W_hid, d_peep, d_h0, d_c0,
+):  # fmt: skip
+    T, B, H = hs.shape
+    W_t = np.ascontiguousarray(W_hid.T)
+    dh = np.zeros((B, H), dtype=hs.dtype)
+    dc = np.zeros((B, H), dtype=hs.dtype)
+    dh_pass = np.zeros((B, H), dtype=hs.dtype)
+    da = np.empty((B, 4 * H), dtype=hs.dtype)
+    d_peep[:] = 0
+    clip = grad_clipping > 0
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            keep = (not has_mask) or mask[t, b] != 0
+            for j in range(H):
+                dh_j = dh[b, j] + d_hs[t, b, j]
+                dc_j = dc[b, j] + d_cs[t, b, j]
+                if not keep:
+                    # A skipped step hands its gradients to the previous state untouched.
+                    dh_pass[b, j] = dh_j
+                    dc[b, j] = dc_j
+                    da[b, j] = 0
+                    da[b, H + j] = 0
+                    da[b, 2 * H + j] = 0
+                    da[b, 3 * H + j] = 0
+                    continue
+                dh_pass[b, j] = 0
+                c_prev = cs[t - 1, b, j] if t > 0 else c0[b, j]
+                c_new = cs[t, b, j]
+                i = gates[t, b, j]
+                f = gates[t, b, H + j]
+                g = gates[t, b, 2 * H + j]
+                o = gates[t, b, 3 * H + j]
+                tanh_c = _tanh(hs, c_new)
+                da_o = dh_j * tanh_c * o * (1 - o)
+                dc_new = dc_j + dh_j * o * (1 - tanh_c * tanh_c)
+                if peephole:
+                    dc_new += da_o * peep[2, j]
+                    d_peep[2, j] += da_o * c_new
+                da_i = dc_new * g * i * (1 - i)
+                da_f = dc_new * c_prev * f * (1 - f)
+                da_g = dc_new * i * (1 - g * g)
+                dc_prev = dc_new * f
+                if peephole:
+                    dc_prev += da_i * peep[0, j] + da_f * peep[1, j]
+                    d_peep[0, j] += da_i * c_prev
+                    d_peep[1, j] += da_f * c_prev
+                if clip:
+                    da_i = min(max(da_i, -grad_clipping), grad_clipping)
+                    da_f = min(max(da_f, -grad_clipping), grad_clipping)
+                    da_g = min(max(da_g, -grad_clipping), grad_clipping)
+                    da_o = min(max(da_o, -grad_clipping), grad_clipping)
+                da[b, j] = da_i
+                da[b, H + j] = da_f
+                da[b, 2 * H + j] = da_g
+                da[b, 3 * H + j] = da_o
+                dc[b, j] = dc_prev
+        d_gate_input[t] = da
+        dh = np.dot(da, W_t)
+        if has_mask:
+            dh += dh_pass
+    d_h0[:] = dh
+    d_c0[:] = dc
+    h_prev = np.empty((T, B, H), dtype=hs.dtype)
+    h_prev[0] = h0
+    h_prev[1:] = hs[:-1]
+    d_W_hid[:] = np.dot(h_prev.reshape(T * B, H).T, d_gate_input.reshape(T * B, 4 * H))
