@@ -200,8 +200,9 @@ def test_truncate_gradient_stops_backpropagation():
 
 @pytest.mark.parametrize("module, ndim", [(LSTM(2, 3, truncate_gradient=4), 3), (LSTM2D(2, 3, truncate_gradient=4), 4)])
 def test_truncate_gradient_reaches_the_scan(module, ndim):
+    """Modules on scan hand truncation to it (LSTM scans when the length is not static)."""
     from pytensor.scan.op import Scan
 
-    output = module.forward(pt.tensor("x", shape=(2,) * (ndim - 1) + (2,)))
+    output = module.forward(pt.tensor("x", shape=(None,) * (ndim - 1) + (2,)))
     scans = [node.op for node in pytensor.graph.traversal.applys_between([], [output]) if isinstance(node.op, Scan)]
     assert [op.truncate_gradient for op in scans] == [4]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytensor.tensor as pt
+from pytensor.gradient import zero_grad
 
 from dandelion import initialization as init
 from dandelion.activation import tanh
@@ -95,18 +96,22 @@ class LSTM(LSTMParams):
     learn_ini : bool
         Learn the initial states h_ini, c_ini (H,), broadcast over the batch.
     truncate_gradient : int
-        -1 for full back-propagation through time, else the number of steps.
-        Gradients of a truncated scan fail on PyTensor's JAX backend
-        (PyTensor 3.0: an assertion in its scan trace handling); use C or Numba.
+        -1 for full back-propagation through time, else the number of steps:
+        gradients reach only the last ``truncate_gradient`` scanned steps, as in
+        Theano's scan. Gradients of a truncated *scan* fail on PyTensor's JAX backend
+        (PyTensor 3.0: an assertion in its scan trace handling); the fused path below
+        truncates without a scan and works on every backend.
     name : str, optional
 
     Notes
     -----
-    With ``hidden_activation`` tanh and ``truncate_gradient=-1`` (the defaults),
-    ``forward`` runs the whole recurrence as one fused Op (``dandelion.ops.lstm_sequence``)
-    whose gradient back-propagates through time in one kernel per backend and forms
-    ``dW_hid`` as one product over all steps; other configurations scan ``lstm_step``.
-    Both give the same outputs and gradients. ``step()`` and ``LSTMCell`` always use
+    With ``hidden_activation`` tanh (the default), ``forward`` runs the whole recurrence
+    as one fused Op (``dandelion.ops.lstm_sequence``) whose gradient back-propagates
+    through time in one kernel per backend and forms ``dW_hid`` as one product over all
+    steps. A truncated gradient takes the fused path when the sequence length is static:
+    the sequence is split where truncation starts, and the first part's states enter the
+    second part with their gradient stopped. Other configurations scan ``lstm_step``.
+    Both paths give the same outputs and gradients. ``step()`` and ``LSTMCell`` always use
     ``lstm_step``.
 
     The Theano-era library tested masks with ``if mask:``; here a masked step really
@@ -157,7 +162,7 @@ class LSTM(LSTMParams):
         seq_input, seq_mask, gate_input, (h0, c0) = self._sequence_start(
             where, seq_input, 3, "seq_mask", seq_mask, [("h_ini", h_ini), ("c_ini", c_ini)]
         )
-        if self._fused():
+        if self._fused(seq_input):
             return self._forward_fused(seq_input, seq_mask, gate_input, h0, c0, backward, only_return_final, return_final_state)
         options = self._step_options()
 
@@ -177,18 +182,35 @@ class LSTM(LSTMParams):
         output = h_final if only_return_final else pt.specify_shape(seq_h, seq_input.type.shape[:2] + (self.hidden_dim,))
         return (output, h_final, c_final) if return_final_state else output
 
-    def _fused(self):
-        # The fused Op implements tanh only; truncated BPTT stays on scan.
-        return self.hidden_activation in (tanh, pt.tanh) and self.truncate_gradient == -1
+    def _fused(self, seq_input):
+        # The fused Op implements tanh only; truncation splits the sequence at a static step.
+        if self.hidden_activation not in (tanh, pt.tanh):
+            return False
+        return self.truncate_gradient == -1 or seq_input.type.shape[0] is not None
 
     def _forward_fused(self, seq_input, seq_mask, gate_input, h0, c0, backward, only_return_final, return_final_state):
         if backward:
             gate_input = gate_input[::-1]
             seq_mask = None if seq_mask is None else seq_mask[::-1]
         peepholes = [getattr(self, key) for key in PEEPHOLES] if self.peephole else None
-        seq_h, seq_c = lstm_sequence(
-            gate_input, self.W_hid, h0, c0, peepholes=peepholes, mask=seq_mask, grad_clipping=self.grad_clipping
-        )
+
+        def run(start, stop, h_start, c_start):
+            mask = None if seq_mask is None else seq_mask[start:stop]
+            return lstm_sequence(
+                gate_input[start:stop], self.W_hid, h_start, c_start,
+                peepholes=peepholes, mask=mask, grad_clipping=self.grad_clipping,
+            )
+
+        steps = seq_input.type.shape[0]
+        if self.truncate_gradient == -1 or self.truncate_gradient >= steps:
+            seq_h, seq_c = run(None, None, h0, c0)
+        else:
+            # Theano's truncated scan: no gradient reaches the steps before the last
+            # truncate_gradient ones, nor through the states they hand on.
+            split = steps - self.truncate_gradient
+            early_h, early_c = (zero_grad(v) for v in run(None, split, h0, c0))
+            late_h, late_c = run(split, None, early_h[-1], early_c[-1])
+            seq_h, seq_c = pt.concatenate([early_h, late_h]), pt.concatenate([early_c, late_c])
         h_final, c_final = seq_h[-1], seq_c[-1]
         if backward:
             seq_h = seq_h[::-1]
