@@ -172,26 +172,17 @@ def test_fused_path_equals_scan_path(backend, peephole, grad_clipping):
 TRUNC_SHAPE, TRUNC_K = (5, 3), 2  # (T, B), truncate_gradient
 
 
-def _truncated_graph(hidden_activation, reverse_by_hand=False):
-    """Outputs and gradients of a truncated LSTM in both directions, learned init.
-
-    No mask: PyTensor 3.0.7's gradient of a truncated scan with a mask sequence fails
-    with a shape error, so the scan reference cannot have one. ``reverse_by_hand`` runs
-    the backward direction as a forward pass over the reversed sequence, which the
-    reference uses so that only the fused path exercises ``backward=True``.
-    """
+def _truncated_graph(hidden_activation):
+    """Outputs and gradients of a truncated LSTM in both directions, masked, learned init."""
     module = LSTM(3, 2, name="truncated", learn_ini=True, truncate_gradient=TRUNC_K, hidden_activation=hidden_activation)
     T, B = TRUNC_SHAPE
     x = pt.tensor("x", shape=(T, B, 3), dtype="float32")
+    m = pt.tensor("m", shape=(T, B), dtype="float32")
     w = pt.tensor("w", shape=(T, B, 2), dtype="float32")
-    if reverse_by_hand:
-        seq_b, h_last, c_last = module.forward(x[::-1], return_final_state=True)
-        seq_b = seq_b[::-1]
-    else:
-        seq_b, h_last, c_last = module.forward(x, backward=True, return_final_state=True)
-    seq_f = module.forward(x)
+    seq_b, h_last, c_last = module.forward(x, seq_mask=m, backward=True, return_final_state=True)
+    seq_f = module.forward(x, seq_mask=m)
     loss = (seq_b * w).sum() + (h_last * c_last).sum() + (seq_f * w[::-1]).sum()
-    return module, [x, w], [seq_b, seq_f, *pytensor.grad(loss, [x, *module.params])]
+    return module, [x, m, w], [seq_b, seq_f, *pytensor.grad(loss, [x, *module.params])]
 
 
 def _truncated_fns(backend):
@@ -201,7 +192,7 @@ def _truncated_fns(backend):
         fused, inputs, outputs = _truncated_graph(pt.tanh)
         # The scan path is the reference: PyTensor's truncated scan, on C (its JAX
         # backend cannot differentiate a truncated scan).
-        scanned, scan_inputs, scan_outputs = _truncated_graph(lambda v: pt.tanh(v), reverse_by_hand=True)
+        scanned, scan_inputs, scan_outputs = _truncated_graph(lambda v: pt.tanh(v))
         return fused, compile_fn(inputs, outputs, backend), scanned, compile_fn(scan_inputs, scan_outputs, "c")
 
     return compiled(("lstm_truncated", backend), build)
@@ -214,11 +205,12 @@ def test_truncated_gradient_on_the_fused_path_equals_truncated_scan(backend):
     randomize_weights(fused, rng, scale=0.8)
     scanned.set_weights(fused.get_weights())
     T, B = TRUNC_SHAPE
-    args = [rng.standard_normal((T, B, 3)).astype("float32"), rng.standard_normal((T, B, 2)).astype("float32")]
+    args = [rng.standard_normal((T, B, 3)).astype("float32"), draw_mask(rng, T, B), rng.standard_normal((T, B, 2)).astype("float32")]
+    args[1][:, 0] = 1  # one full-length sequence, whose every step can receive a gradient
     got, expected = fn(*args), scan_fn(*args)
     for k, (a, b) in enumerate(zip(got, expected, strict=True)):
         assert_close(a, b, rtol=2e-4, atol=2e-5, err_msg=f"output {k}")
-    g_x = got[2]
+    g_x = got[2][:, 0]
     # Each direction sees only its last TRUNC_K scanned steps: the backward pass the first
     # TRUNC_K in time, the forward pass the last TRUNC_K; the middle gets nothing.
     assert not g_x[TRUNC_K : T - TRUNC_K].any()

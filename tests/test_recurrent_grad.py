@@ -18,7 +18,7 @@ import pytest
 
 from dandelion.module import GRU, LSTM, LSTM2D
 from tests import recurrent_reference as ref
-from tests.helpers import GRAD_MODE, assert_close, verify_grad
+from tests.helpers import GRAD_MODE, assert_close, compile_fn, verify_grad
 from tests.recurrent_harness import compile_module_graph, f32, randomize_weights
 
 
@@ -196,6 +196,30 @@ def test_truncate_gradient_stops_backpropagation():
     assert np.abs(g_full[: T - k]).min() > 0
     assert not g_trunc[: T - k].any()
     assert_close(g_trunc[T - 1], g_full[T - 1], rtol=1e-10, atol=0)
+
+
+def test_truncated_gradient_with_a_mask_on_the_scan_path(backend):
+    """A masked, truncated LSTM on scan differentiates (PyTensor's scan_pushout_add broke it).
+
+    With an all-ones mask the gradients equal the unmasked ones; a masked step gets none.
+    """
+    if backend == "jax":
+        pytest.skip("PyTensor's JAX backend cannot differentiate a truncated scan; the fused LSTM path covers JAX")
+    T, B, k = 5, 3, 2
+    module = LSTM(2, 3, truncate_gradient=k, hidden_activation=lambda v: pt.tanh(v))  # not the tanh object: scan
+    randomize_weights(module, np.random.default_rng(8))
+    x = pt.tensor("x", shape=(T, B, 2), dtype="float32")
+    m = pt.tensor("m", shape=(T, B), dtype="float32")
+    grads = [pytensor.grad(module.forward(x, seq_mask=mask).sum(), [x, module.W_hid]) for mask in (m, None)]
+    fn = compile_fn([x, m], grads[0] + grads[1], backend)
+    data = np.random.default_rng(9).standard_normal((T, B, 2)).astype("float32")
+    masked_x, masked_w, plain_x, plain_w = fn(data, np.ones((T, B), "float32"))
+    assert_close(masked_x, plain_x, rtol=1e-5, atol=1e-6)
+    assert_close(masked_w, plain_w, rtol=1e-5, atol=1e-6)
+    assert not masked_x[: T - k].any() and np.abs(masked_x[T - k :]).min() > 0
+    mask = np.ones((T, B), "float32")
+    mask[T - 1, 0] = 0
+    assert not fn(data, mask)[0][T - 1, 0].any()
 
 
 @pytest.mark.parametrize("module, ndim", [(LSTM(2, 3, truncate_gradient=4), 3), (LSTM2D(2, 3, truncate_gradient=4), 4)])

@@ -8,7 +8,9 @@ from collections import OrderedDict
 import pytensor
 from pytensor.compile.mode import Mode, get_mode
 from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.graph.traversal import graph_inputs
+from pytensor.graph.basic import Variable
+from pytensor.graph.traversal import apply_ancestors, graph_inputs
+from pytensor.scan.op import Scan
 
 from dandelion._compat import compile_without_implicit_updates, read_default_update
 
@@ -115,7 +117,18 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
     [2.0, 4.0]
     """
     explicit = _as_update_pairs(updates)
+    out_list = [] if outputs is None else (outputs if isinstance(outputs, (list, tuple)) else [outputs])
     if not no_default_updates:
-        out_list = [] if outputs is None else (outputs if isinstance(outputs, (list, tuple)) else [outputs])
         explicit = explicit + list(implicit_updates(out_list, explicit).items())
-    return compile_without_implicit_updates(inputs, outputs, explicit or None, resolve_mode(mode), **kwargs)
+    resolved = resolve_mode(mode)
+    if _has_truncated_scan(out_list + [expr for _, expr in explicit]):
+        # PyTensor (3.0 and 3.3) moves the weight-gradient sums of a truncated gradient
+        # scan out of the loop with T-step and k-step operands when the scan carries
+        # more than one state and a mask (a shape error at run time); keep them inside.
+        resolved = resolved.excluding("scan_pushout_add")
+    return compile_without_implicit_updates(inputs, outputs, explicit or None, resolved, **kwargs)
+
+
+def _has_truncated_scan(variables):
+    variables = [v for v in variables if isinstance(v, Variable)]
+    return any(isinstance(node.op, Scan) and node.op.truncate_gradient != -1 for node in apply_ancestors(variables))
