@@ -179,6 +179,10 @@ class LSTM(LSTMParams):
             truncate_gradient=self.truncate_gradient,
             name=f"{type(self).__name__}_scan",
         )
+        return self._results(seq_input, seq_h, h_final, c_final, only_return_final, return_final_state)
+
+    def _results(self, seq_input, seq_h, h_final, c_final, only_return_final, return_final_state):
+        """What ``forward`` returns, from either path's sequence and final states."""
         output = h_final if only_return_final else pt.specify_shape(seq_h, seq_input.type.shape[:2] + (self.hidden_dim,))
         return (output, h_final, c_final) if return_final_state else output
 
@@ -214,5 +218,4 @@ class LSTM(LSTMParams):
         h_final, c_final = seq_h[-1], seq_c[-1]
         if backward:
             seq_h = seq_h[::-1]
-        output = h_final if only_return_final else pt.specify_shape(seq_h, seq_input.type.shape[:2] + (self.hidden_dim,))
-        return (output, h_final, c_final) if return_final_state else output
+        return self._results(seq_input, seq_h, h_final, c_final, only_return_final, return_final_state)
