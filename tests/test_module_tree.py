@@ -108,7 +108,7 @@ def test_lists_tuples_and_dicts_of_modules_are_collected_in_assignment_order():
     assert "blocks.2.W" in [p for p, _ in model.named_params()]
 
 
-def test_container_training_lowers_the_loss_on_every_backend(backend):
+def test_container_training_lowers_the_loss_on_every_backend(backend, tmp_path):
     np.random.seed(0)
     model = Stacked()
     x, y = ftensor("x", (8, 3)), ftensor("y", (8, 2))
@@ -123,6 +123,13 @@ def test_container_training_lowers_the_loss_on_every_backend(backend):
     # Every member was trained, the dict's and the tuple's included.
     unchanged = [p for (p, v), w in zip(model.named_params(), initial) if np.array_equal(np.asarray(v.get_value()), w)]
     assert unchanged == []
+    # ... and saved: a fresh model loads every member back.
+    path = tmp_path / "stacked.ckpt"
+    save_checkpoint(path, model)
+    fresh = Stacked()
+    load_checkpoint(path, fresh)
+    for (a, _), (b, _) in zip(model.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_shared_module_is_collected_once():
