@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import io
+import sys
 
 import numpy as np
 import pytensor.tensor as pt
@@ -241,6 +242,15 @@ def test_progress_is_one_line_per_epoch_off_a_terminal():
     terminal = _Terminal()
     fit(lambda b: b.mean(), ArrayBatches(x, batch_size=4), 2, stream=terminal)
     assert "\r" in terminal.getvalue() and "epoch 2/2" in terminal.getvalue()  # a bar, redrawn in place
+
+
+def test_progress_bar_without_tqdm(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # the import fails as if not installed
+    terminal = _Terminal()
+    fit(lambda b: b.mean(), ArrayBatches(np.arange(12.0), batch_size=4), 2, stream=terminal)
+    finished = [line.rsplit("\r", 1)[-1] for line in terminal.getvalue().split("\n")[:-1]]
+    assert len(finished) == 2 and finished[1].startswith("epoch 2/2: 3 steps, loss 5.5 ")
+    assert terminal.getvalue().startswith("\repoch 1/2: 1/3 loss ")  # the line redrawn in place
 
 
 # --------------------------------------------------------------------------- plots

@@ -46,7 +46,7 @@ class _LineBar(_EpochLines):
 
     def start_epoch(self, epoch, epochs, total, done=0):
         super().start_epoch(epoch, epochs, total, done)
-        self.total, self.shown = total, 0.0
+        self.total, self.shown, self.width = total, 0.0, 0
 
     def step(self, metrics):
         super().step(metrics)
@@ -54,11 +54,13 @@ class _LineBar(_EpochLines):
         if now - self.shown >= 0.25:
             self.shown = now
             total = "?" if self.total is None else self.total
-            print(f"\r{self.desc}: {self.count}/{total} {format_metrics(metrics)}", end="", file=self.stream,
-                  flush=True)
+            line = f"{self.desc}: {self.count}/{total} {format_metrics(metrics)}"
+            print("\r" + line.ljust(self.width), end="", file=self.stream, flush=True)
+            self.width = max(self.width, len(line))
 
     def end_epoch(self, metrics):
-        print("\r", end="", file=self.stream)
+        # Blank the redrawn line: the epoch's line may be shorter.
+        print("\r" + " " * self.width + "\r", end="", file=self.stream)
         super().end_epoch(metrics)
 
 
