@@ -298,6 +298,19 @@ def test_bad_input_names_the_argument():
         fit(lambda b: 0.0, [x], 1, callbacks=[Checkpoint("unused.ckpt")], progress=False)
 
 
+def test_resume_errors_name_the_argument(tmp_path):
+    path = tmp_path / "run.ckpt"
+    model = _Tiny()
+    fit(lambda b: 0.0, ArrayBatches(np.zeros(8), batch_size=2), 1, model=model, callbacks=[Checkpoint(path)],
+        progress=False)
+    with pytest.raises(ValueError, match=r"fit: resume=.* was written with 4 batches an epoch, these batches have 2"):
+        fit(lambda b: 0.0, ArrayBatches(np.zeros(8), batch_size=4), 2, model=model, resume=path, progress=False)
+    plain = tmp_path / "plain.ckpt"
+    save_checkpoint(plain, model)
+    with pytest.raises(ValueError, match=r"fit: resume=.* holds no fit state"):
+        fit(lambda b: 0.0, [np.zeros(2)], 2, model=model, resume=plain, progress=False)
+
+
 def test_docstring_examples_run():
     for module in (dandelion.train.loop, dandelion.train.batches):
         assert doctest.testmod(module).failed == 0

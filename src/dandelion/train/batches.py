@@ -95,8 +95,10 @@ class ArrayBatches:
             raise ValueError(f"{where}: axis has {len(axes)} entries for {len(arrays)} arrays")
         self.arrays = [a if isinstance(a, PaddedSequences) else np.asarray(a) for a in arrays]
         self.axes = axes
-        counts = [len(a) if isinstance(a, PaddedSequences) else _samples(a, ax, i) for i, (a, ax) in enumerate(
-            zip(self.arrays, axes))]
+        counts = [
+            len(array) if isinstance(array, PaddedSequences) else _samples(array, ax, index)
+            for index, (array, ax) in enumerate(zip(self.arrays, axes))
+        ]
         for index, count in enumerate(counts):
             if count != counts[0]:
                 raise ValueError(
@@ -109,8 +111,8 @@ class ArrayBatches:
                 f"{where}: batch_size={batch_size} is larger than the {self.num_samples} samples, "
                 "so drop_last=True leaves no batch; lower batch_size or set drop_last=False"
             )
-        self.batch_size, self.shuffle, self.seed, self.drop_last = int(batch_size), bool(shuffle), int(seed), bool(
-            drop_last)
+        self.batch_size, self.shuffle, self.seed = int(batch_size), bool(shuffle), int(seed)
+        self.drop_last = bool(drop_last)
 
     def __len__(self):
         """Batches per epoch."""

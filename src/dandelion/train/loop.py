@@ -153,6 +153,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "global_step": self.global_step,
+            "batches_per_epoch": self.batches.length,
             "running": {"count": self._running.count, "sums": dict(self._running.sums)},
             "history": self.history.to_dict(),
             "callbacks": [{"type": type(c).__name__, "state": c.state()} for c in self.callbacks],
@@ -171,6 +172,13 @@ class Trainer:
         if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
             raise ValueError(
                 f"fit: resume={os.fspath(path)!r} holds no fit state; write it with a Checkpoint callback"
+            )
+        saved_length = state["batches_per_epoch"]
+        if None not in (saved_length, self.batches.length) and saved_length != self.batches.length:
+            # Skipping the batches already done would skip the wrong samples.
+            raise ValueError(
+                f"fit: resume={os.fspath(path)!r} was written with {saved_length} batches an epoch, "
+                f"these batches have {self.batches.length}; resume with the same data and batch_size"
             )
         self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
         self._running = _Mean(state["running"]["count"], state["running"]["sums"])
