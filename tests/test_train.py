@@ -251,6 +251,11 @@ def test_progress_bar_without_tqdm(monkeypatch):
     finished = [line.rsplit("\r", 1)[-1] for line in terminal.getvalue().split("\n")[:-1]]
     assert len(finished) == 2 and finished[1].startswith("epoch 2/2: 3 steps, loss 5.5 ")
     assert terminal.getvalue().startswith("\repoch 1/2: 1/3 loss ")  # the line redrawn in place
+    interrupted = _Terminal()
+    with pytest.raises(KeyboardInterrupt):
+        fit(lambda b: b.mean(), ArrayBatches(np.arange(12.0), batch_size=4), 2, stream=interrupted,
+            callbacks=[_InterruptAt(2)])
+    assert interrupted.getvalue().startswith("\repoch 1/2: 1/3 ") and interrupted.getvalue().endswith("\n")
 
 
 # --------------------------------------------------------------------------- plots

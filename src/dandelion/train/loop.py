@@ -198,9 +198,11 @@ class Trainer:
         try:
             while self.epoch < self.epochs and not self.stop_training:
                 self._run_epoch()
-        except KeyboardInterrupt:
-            for callback in self.callbacks:
-                callback.on_interrupt(self)
+        except BaseException as error:
+            self.progress.abort()
+            if isinstance(error, KeyboardInterrupt):
+                for callback in self.callbacks:
+                    callback.on_interrupt(self)
             raise
         for callback in self.callbacks:
             callback.on_train_end(self)

@@ -22,6 +22,9 @@ class _Silent:
     def end_epoch(self, metrics):
         pass
 
+    def abort(self):
+        """The run stopped inside an epoch (an error, Ctrl-C): leave the terminal tidy."""
+
 
 class _EpochLines(_Silent):
     """One line per epoch when it ends: what a log file or a CI run should hold."""
@@ -61,7 +64,12 @@ class _LineBar(_EpochLines):
     def end_epoch(self, metrics):
         # Blank the redrawn line: the epoch's line may be shorter.
         print("\r" + " " * self.width + "\r", end="", file=self.stream)
+        self.width = 0
         super().end_epoch(metrics)
+
+    def abort(self):
+        if getattr(self, "width", 0):
+            print(file=self.stream, flush=True)
 
 
 class _TqdmBar(_Silent):
@@ -79,6 +87,10 @@ class _TqdmBar(_Silent):
     def end_epoch(self, metrics):
         self.bar.set_postfix_str(format_metrics(metrics), refresh=True)
         self.bar.close()
+
+    def abort(self):
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()
 
 
 def make_progress(progress, stream):
