@@ -78,7 +78,14 @@ def devices(out):
     ):
         restart()
         step = DataParallelStep(function, mesh=mesh, sharding_rules=rules)
+        before = step.device_state
         losses = _run_step(step, data)
+        if label == "data2":
+            # Updated state was donated to the step (its old buffers are gone), state it
+            # only reads was not; the new state is still on both devices.
+            results["data2/donated"] = np.asarray([before[n].is_deleted() for n in ("W@Dense|fc1", "adam.t")])
+            results["data2/kept"] = np.asarray(before["seed_state@Dropout|drop"].is_deleted())
+            results["data2/devices"] = np.asarray(len(step.device_state["W@Dense|fc1"].sharding.device_set))
         step.pull()
         _store(results, label, losses, weights(model, updates))
         if label == "model2":

@@ -131,6 +131,12 @@ def test_training_changes_the_weights(devices_run):
     assert int(devices_run["data2/w/counter@Dropout|drop"]) == 4
 
 
+def test_state_stays_on_the_devices_in_donated_buffers(devices_run):
+    assert devices_run["data2/donated"].tolist() == [True, True]
+    assert not devices_run["data2/kept"]
+    assert int(devices_run["data2/devices"]) == 2
+
+
 def test_sharding_rule_splits_a_weight_and_its_optimizer_state(devices_run):
     shapes = {k.split("/shard_shapes/")[1]: v.tolist() for k, v in devices_run.items() if "/shard_shapes/" in k}
     assert shapes["W@Dense|fc1"] == [[6, 4], [6, 4]]  # (6, 8) split on its output axis
@@ -227,3 +233,10 @@ def test_data_parallel_example_learns(tmp_path):
     assert np.isfinite(losses).all()
     assert losses[-10:].mean() < 0.6 * losses[:10].mean(), losses
     assert (tmp_path / "run.ckpt").exists()
+
+
+def test_jax_compares_float32_products_without_tf32():
+    # tests/conftest.py sets it before JAX starts; on NVIDIA GPUs the default is TF32.
+    import jax
+
+    assert jax.config.jax_default_matmul_precision == "highest"
