@@ -1,6 +1,6 @@
 """Network modules: ``forward`` builds the training graph, ``predict`` the inference graph."""
 
-from dandelion.module.base import Module
+from dandelion.module.base import Module, ModuleDict, ModuleList
 from dandelion.module.batchnorm import BatchNorm
 from dandelion.module.center import Center
 from dandelion.module.chaincrf import ChainCRF
@@ -11,5 +11,6 @@ from dandelion.module.embedding import Embedding
 from dandelion.module.groupnorm import GroupNorm
 from dandelion.module.recurrent import GRU, LSTM, LSTM2D, GRUCell, LSTMCell
 from dandelion.module.sequential import Sequential
+from dandelion.module.substitution import functional_call
 
-__all__ = ["Module", "Dense", "Dropout", "Embedding", "Sequential", "LSTM", "GRU", "LSTMCell", "GRUCell", "LSTM2D", "BatchNorm", "GroupNorm", "Center", "ChainCRF", "Conv2D", "ConvTransposed2D"]
+__all__ = ["Module", "ModuleList", "ModuleDict", "functional_call", "Dense", "Dropout", "Embedding", "Sequential", "LSTM", "GRU", "LSTMCell", "GRUCell", "LSTM2D", "BatchNorm", "GroupNorm", "Center", "ChainCRF", "Conv2D", "ConvTransposed2D"]
