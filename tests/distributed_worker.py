@@ -74,22 +74,22 @@ def devices(out):
     for label, mesh, rules in (
         ("data2", make_mesh(), None),
         ("data1", make_mesh(devices=jax.devices()[:1]), None),
-        ("model2", make_mesh(data=1, model=2), {"W@Dense|fc1": (None, "model")}),
+        ("model2", make_mesh(data=1, model=2), {"fc1.W": (None, "model")}),
     ):
         restart()
-        step = DataParallelStep(function, mesh=mesh, sharding_rules=rules)
+        step = DataParallelStep(function, mesh=mesh, sharding_rules=rules, module=model)
         before = step.device_state
         losses = _run_step(step, data)
         if label == "data2":
             # Updated state was donated to the step (its old buffers are gone), state it
             # only reads was not; the new state is still on both devices.
-            results["data2/donated"] = np.asarray([before[n].is_deleted() for n in ("W@Dense|fc1", "adam.t")])
-            results["data2/kept"] = np.asarray(before["seed_state@Dropout|drop"].is_deleted())
-            results["data2/devices"] = np.asarray(len(step.device_state["W@Dense|fc1"].sharding.device_set))
+            results["data2/donated"] = np.asarray([before[n].is_deleted() for n in ("fc1.W", "adam.t")])
+            results["data2/kept"] = np.asarray(before["drop.seed_state"].is_deleted())
+            results["data2/devices"] = np.asarray(len(step.device_state["fc1.W"].sharding.device_set))
         step.pull()
         _store(results, label, losses, weights(model, updates))
         if label == "model2":
-            for name in ("W@Dense|fc1", "adam.m@W@Dense|fc1", "W@Dense|fc2"):
+            for name in ("fc1.W", "adam.m@fc1.W", "fc2.W"):
                 shards = step.device_state[name].addressable_shards
                 results[f"model2/shard_shapes/{name}"] = np.asarray([shard.data.shape for shard in shards])
 
@@ -112,17 +112,21 @@ def devices(out):
         step.pull()
         _store(results, f"resume{label}", losses, weights(model, updates))
 
+    # Variable names (Theano-era) match too.
+    step = DataParallelStep(function, mesh=make_mesh(data=1, model=2), sharding_rules={"W@Dense|fc1": (None, "model")})
+    results["variable_name_rule"] = np.asarray(step.state_shardings["adam.m@W@Dense|fc1"], dtype=object).astype(str)
+
     # Bad input.
     mesh = make_mesh()
     results["error/data_axis"] = _message(lambda: DataParallelStep(function, mesh=mesh, data_axis="batch"))
     results["error/rule_no_match"] = _message(
-        lambda: DataParallelStep(function, mesh=mesh, sharding_rules={"W@Dense|nope": (None, "model")})
+        lambda: DataParallelStep(function, mesh=mesh, sharding_rules={"fc1.nope": (None, "model")}, module=model)
     )
     results["error/rule_axis"] = _message(
-        lambda: DataParallelStep(function, mesh=mesh, sharding_rules={"W@Dense|fc1": (None, "tensor")})
+        lambda: DataParallelStep(function, mesh=mesh, sharding_rules={"fc1.W": (None, "tensor")}, module=model)
     )
     results["error/rule_length"] = _message(
-        lambda: DataParallelStep(function, mesh=make_mesh(data=1, model=2), sharding_rules={"b@Dense|fc2": ("model",)})
+        lambda: DataParallelStep(function, mesh=make_mesh(data=1, model=2), sharding_rules={"fc2.b": ("model",)}, module=model)
     )
     step = DataParallelStep(function, mesh=mesh)
     x, y = data[0]

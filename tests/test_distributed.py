@@ -139,10 +139,15 @@ def test_state_stays_on_the_devices_in_donated_buffers(devices_run):
 
 def test_sharding_rule_splits_a_weight_and_its_optimizer_state(devices_run):
     shapes = {k.split("/shard_shapes/")[1]: v.tolist() for k, v in devices_run.items() if "/shard_shapes/" in k}
-    assert shapes["W@Dense|fc1"] == [[6, 4], [6, 4]]  # (6, 8) split on its output axis
-    assert shapes["adam.m@W@Dense|fc1"] == [[6, 4], [6, 4]]  # Adam's moment follows its weight
-    assert shapes["W@Dense|fc2"] == [[8, 3], [8, 3]]  # no rule: replicated
+    # The rule names the path "fc1.W".
+    assert shapes["fc1.W"] == [[6, 4], [6, 4]]  # (6, 8) split on its output axis
+    assert shapes["adam.m@fc1.W"] == [[6, 4], [6, 4]]  # Adam's moment follows its weight
+    assert shapes["fc2.W"] == [[8, 3], [8, 3]]  # no rule: replicated
     assert_same_run(devices_run, "model2", devices_run)
+
+
+def test_sharding_rule_by_variable_name(devices_run):
+    assert devices_run["variable_name_rule"].tolist() == ["None", "model"]
 
 
 @pytest.mark.parametrize("run", ["resume2to1", "resume1to2"])
@@ -159,9 +164,9 @@ def test_jax_step_graph_of_a_float32_model_has_no_float64(devices_run):
     "case, expected",
     [
         ("data_axis", ["data_axis", "['data', 'model']", "'batch'"]),
-        ("rule_no_match", ["'W@Dense|nope'", "matches no parameter", "W@Dense|fc1"]),
+        ("rule_no_match", ["'fc1.nope'", "matches no parameter", "'fc1.W'", "'adam.m@fc1.W'"]),
         ("rule_axis", ["'tensor'", "['data', 'model']"]),
-        ("rule_length", ["'b@Dense|fc2'", "length 3", "divisible by 2"]),
+        ("rule_length", ["'fc2.b'", "length 3", "divisible by 2"]),
         ("batch", ["input 'x'", "3 rows", "multiple of the size 2", "'data'"]),
         ("arity", ["expected 2 inputs", "['x', 'y']", "got 1"]),
     ],

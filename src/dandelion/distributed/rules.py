@@ -1,32 +1,49 @@
 """Sharding rules: which state variable is split over which mesh axes.
 
-A rule maps a name pattern (``fnmatch`` syntax, matched against variable names such as
-``W@Dense|fc1``) to a partition spec: one entry per leading axis of the variable, each
-``None`` (not split), a mesh axis name, or a tuple of mesh axis names. Optimizer state
-``<optimizer>.<slot>@<parameter name>`` follows its parameter's rule when it has the
-parameter's shape, so Adam's moments are split like the weight they belong to.
+A rule maps a name pattern (``fnmatch`` syntax) to a partition spec: one entry per
+leading axis of the variable, each ``None`` (not split), a mesh axis name, or a tuple of
+mesh axis names. Patterns match a variable's path name in the model (``fc1.W``, with
+the model given) or its variable name (``W@Dense|fc1``). Optimizer state follows its
+parameter's rule (Adam's moments are split like the weight they belong to); a rule
+may also name the state itself (``adam.m@fc1.W``).
 """
 
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from dandelion.update.state import is_optimizer_state
+from dandelion.update.state import is_optimizer_state, state_label
 
 
-def _owner_name(variable):
-    """The parameter an optimizer state variable belongs to (``adam.m@W@Dense|fc1`` -> ``W@Dense|fc1``)."""
-    if is_optimizer_state(variable) and variable.name and "@" in variable.name:
-        return variable.name.split("@", 1)[1]
-    return None
+def path_names(module):
+    """{id(variable): path name} of a module tree's variables (empty without a module)."""
+    return {} if module is None else {id(v): path for path, v in module.named_variables()}
 
 
-def _check_spec(where, pattern, spec, mesh, variable):
+def display_name(variable, paths):
+    """The path name, else (optimizer state) ``<optimizer>.<slot>@<parameter path>``, else the variable name."""
+    if id(variable) in paths:
+        return paths[id(variable)]
+    return state_label(variable, paths) if is_optimizer_state(variable) else variable.name
+
+
+def _own_names(variable, paths):
+    return [name for name in (display_name(variable, paths), variable.name) if name]
+
+
+def _owner_names(variable, paths):
+    """The names of the parameter an optimizer state variable belongs to."""
+    if not is_optimizer_state(variable):
+        return []
+    return [name.split("@", 1)[1] for name in _own_names(variable, paths) if "@" in name]
+
+
+def _check_spec(where, pattern, spec, mesh, variable, name):
     spec = tuple(spec)
     shape = variable.get_value(borrow=True).shape
     if len(spec) > len(shape):
         raise ValueError(
-            f"{where}: rule {pattern!r} gives {len(spec)} axes for {variable.name!r} of shape {shape}; "
+            f"{where}: rule {pattern!r} gives {len(spec)} axes for {name!r} of shape {shape}; "
             f"expected at most {len(shape)} entries"
         )
     for axis_index, entry in enumerate(spec):
@@ -40,14 +57,16 @@ def _check_spec(where, pattern, spec, mesh, variable):
             size *= mesh.shape[axis]
         if shape[axis_index] % size:
             raise ValueError(
-                f"{where}: rule {pattern!r} splits axis {axis_index} of {variable.name!r} (length "
+                f"{where}: rule {pattern!r} splits axis {axis_index} of {name!r} (length "
                 f"{shape[axis_index]}) over {size} devices; expected a length divisible by {size}"
             )
     return spec
 
 
-def resolve_rules(where, mesh, variables, rules):
+def resolve_rules(where, mesh, variables, rules, paths):
     """One partition spec (a tuple; ``()`` is replicated) per variable in ``variables``.
+
+    paths : {id(variable): path name}, from ``path_names(module)``.
 
     Raises
     ------
@@ -56,23 +75,22 @@ def resolve_rules(where, mesh, variables, rules):
         more spec entries than the variable has axes, or a length the axes do not divide.
     """
     rules = dict(rules or {})
-    names = [v.name for v in variables if v.name]
+    names = {id(v): _own_names(v, paths) for v in variables}
     for pattern in rules:
         if not isinstance(pattern, str):
             raise TypeError(f"{where}: sharding rule keys must be name patterns (str), got {pattern!r}")
-        if not any(fnmatchcase(name, pattern) for name in names):
+        if not any(fnmatchcase(name, pattern) for own in names.values() for name in own):
+            shown = [display_name(v, paths) for v in variables]
             raise ValueError(
-                f"{where}: sharding rule {pattern!r} matches no parameter; expected a pattern matching one of {names}"
+                f"{where}: sharding rule {pattern!r} matches no parameter; expected a pattern matching one of {shown}"
             )
     specs = []
     for variable in variables:
         spec = ()
+        candidates = names[id(variable)] + _owner_names(variable, paths)
         for pattern, rule_spec in rules.items():
-            owner = _owner_name(variable)
-            own_match = variable.name is not None and fnmatchcase(variable.name, pattern)
-            owner_match = owner is not None and fnmatchcase(owner, pattern)
-            if own_match or owner_match:
-                spec = _check_spec(where, pattern, rule_spec, mesh, variable)
+            if any(fnmatchcase(name, pattern) for name in candidates):
+                spec = _check_spec(where, pattern, rule_spec, mesh, variable, display_name(variable, paths))
                 break
         specs.append(spec)
     return specs

@@ -8,7 +8,7 @@ from dandelion.distributed._jax import require_jax
 from dandelion.distributed.graph import compile_training_graph, pure_step
 from dandelion.distributed.mesh import DATA_AXIS, check_axis, make_mesh
 from dandelion.distributed.placement import fetch, local_rows, named_sharding, place
-from dandelion.distributed.rules import resolve_rules
+from dandelion.distributed.rules import display_name, path_names, resolve_rules
 
 _WHERE = "DataParallelStep"
 
@@ -45,8 +45,11 @@ class DataParallelStep:
     data_axis : str
         The mesh axis the batch is split over.
     sharding_rules : dict, optional
-        ``{name pattern: spec}``, e.g. ``{"W@Dense|fc1": (None, "model")}`` splits a
-        Dense weight on its output axis; see ``dandelion.distributed.rules``.
+        ``{name pattern: spec}``, e.g. ``{"fc1.W": (None, "model")}`` splits a Dense
+        weight on its output axis; see ``dandelion.distributed.rules``.
+    module : Module, optional
+        The model: rules then match path names (``fc1.W``) as well as variable names
+        (``W@Dense|fc1``), and ``state_shardings`` and ``device_state`` use path names.
     replicated_inputs : sequence of variables
         Inputs that are not batches (a learning rate, a mask shared by every sample):
         every process passes the whole value. Scalars are always replicated.
@@ -63,7 +66,7 @@ class DataParallelStep:
     """
 
     def __init__(self, inputs, outputs=None, updates=None, *, mesh=None, data_axis=DATA_AXIS,
-                 sharding_rules=None, replicated_inputs=(), no_default_updates=False):
+                 sharding_rules=None, module=None, replicated_inputs=(), no_default_updates=False):
         jax = require_jax(_WHERE)
         function = inputs if outputs is None and updates is None and hasattr(inputs, "maker") else None
         if function is None:
@@ -79,7 +82,9 @@ class DataParallelStep:
         if unknown:
             raise ValueError(f"{_WHERE}: replicated_inputs {unknown} are not inputs; expected some of {graph.inputs}")
         self._batched = [v.ndim >= 1 and id(v) not in replicated for v in graph.inputs]
-        self._state_specs = resolve_rules(_WHERE, self.mesh, graph.state, sharding_rules)
+        paths = path_names(module)
+        self._names = [display_name(v, paths) for v in graph.state]
+        self._state_specs = resolve_rules(_WHERE, self.mesh, graph.state, sharding_rules, paths)
         input_shardings = [named_sharding(self.mesh, (self.data_axis,) if b else ()) for b in self._batched]
         self._state_shardings = [named_sharding(self.mesh, spec) for spec in self._state_specs]
         replicated_sharding = named_sharding(self.mesh, ())
@@ -115,7 +120,7 @@ class DataParallelStep:
     @property
     def state_shardings(self):
         """``{variable name: partition spec}`` of the state (``()`` is replicated)."""
-        return {v.name: spec for v, spec in zip(self._graph.state, self._state_specs)}
+        return dict(zip(self._names, self._state_specs))
 
     @property
     def device_state(self):
@@ -123,7 +128,7 @@ class DataParallelStep:
 
         Read-only use: the arrays of updated state are donated to the next call.
         """
-        return {v.name: array for v, array in zip(self._graph.state, self._state)}
+        return dict(zip(self._names, self._state))
 
     def push(self):
         """Send the shared variables' values to the devices (replacing the step's state)."""
