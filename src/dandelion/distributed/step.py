@@ -68,13 +68,14 @@ class DataParallelStep:
     def __init__(self, inputs, outputs=None, updates=None, *, mesh=None, data_axis=DATA_AXIS,
                  sharding_rules=None, module=None, replicated_inputs=(), no_default_updates=False):
         jax = require_jax(_WHERE)
+        # The mesh first: a bad axis name fails before seconds of graph compilation.
+        self.mesh = make_mesh() if mesh is None else mesh
+        self.data_axis = check_axis(_WHERE, "data_axis", self.mesh, data_axis)
         function = inputs if outputs is None and updates is None and hasattr(inputs, "maker") else None
         if function is None:
             if outputs is None:
                 raise ValueError(f"{_WHERE}: outputs is required unless inputs is a compiled Function")
             function = compile_training_graph(inputs, outputs, updates, no_default_updates)
-        self.mesh = make_mesh() if mesh is None else mesh
-        self.data_axis = check_axis(_WHERE, "data_axis", self.mesh, data_axis)
         self._graph = pure_step(function, _WHERE)
         graph = self._graph
         replicated = {id(v) for v in replicated_inputs}
@@ -85,26 +86,28 @@ class DataParallelStep:
         paths = path_names(module)
         self._names = [display_name(v, paths) for v in graph.state]
         self._state_specs = resolve_rules(_WHERE, self.mesh, graph.state, sharding_rules, paths)
-        input_shardings = [named_sharding(self.mesh, (self.data_axis,) if b else ()) for b in self._batched]
+        self._input_shardings = [named_sharding(self.mesh, (self.data_axis,) if b else ()) for b in self._batched]
         self._state_shardings = [named_sharding(self.mesh, spec) for spec in self._state_specs]
-        replicated_sharding = named_sharding(self.mesh, ())
-        self._input_shardings = input_shardings
-        updated = sorted(graph.updated)
-        self._updated = updated
-        num_inputs = len(graph.inputs)
+        self._updated = sorted(graph.updated)
+        self._jitted = self._jit(jax)
+        self.push()
+
+    def _jit(self, jax):
+        """The pure step under ``jax.jit``: shardings in and out, updated state donated."""
+        graph, updated = self._graph, self._updated
 
         def step(*args):
             results = graph.fn(*args)
             results = tuple(results) if isinstance(results, (list, tuple)) else (results,)
             return results[: graph.num_outputs] + tuple(results[graph.updated[i]] for i in updated)
 
-        self._jitted = jax.jit(
+        replicated = named_sharding(self.mesh, ())
+        return jax.jit(
             step,
-            in_shardings=tuple(input_shardings + self._state_shardings),
-            out_shardings=tuple([replicated_sharding] * graph.num_outputs + [self._state_shardings[i] for i in updated]),
-            donate_argnums=tuple(num_inputs + i for i in updated),
+            in_shardings=tuple(self._input_shardings + self._state_shardings),
+            out_shardings=tuple([replicated] * graph.num_outputs + [self._state_shardings[i] for i in updated]),
+            donate_argnums=tuple(len(graph.inputs) + i for i in updated),
         )
-        self.push()
 
     @classmethod
     def from_function(cls, function, **kwargs):
