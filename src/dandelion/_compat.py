@@ -144,9 +144,29 @@ class _AfterJaxDispatchImport:
         def exec_then_fix(module):
             exec_module(module)
             _register_jax_reduce_output_dtype()
+            while _AFTER_JAX_DISPATCH:
+                _AFTER_JAX_DISPATCH.pop(0)()
 
         spec.loader.exec_module = exec_then_fix
         return spec
+
+
+_AFTER_JAX_DISPATCH = []
+
+
+def after_jax_dispatch_import(callback) -> None:
+    """Run ``callback`` once PyTensor's JAX dispatch is imported (now, if it already is).
+
+    For registering dandelion's JAX kernels without importing JAX with dandelion: the
+    JAX backend imports the dispatch module before it converts a graph.
+    """
+    import sys
+
+    if _JAX_DISPATCH_MODULE in sys.modules:
+        callback()
+    else:
+        _AFTER_JAX_DISPATCH.append(callback)
+        install_jax_reduce_output_dtype_fix()
 
 
 def install_jax_reduce_output_dtype_fix():
