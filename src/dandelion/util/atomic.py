@@ -8,8 +8,8 @@ rename hands the target the permissions the user expects (``mkstemp``'s 0600 wou
 survive the rename).
 
 A killed save leaves its temporary file behind; the next save of the same target
-removes the ones whose writing process no longer runs. Their names carry the writer's
-process id: ``.<target name>.<pid>.<random>.tmp``.
+removes the ones whose writing process no longer runs (on POSIX; Windows keeps them).
+Their names carry the writer's process id: ``.<target name>.<pid>.<random>.tmp``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ def _temporary_name(path):
 
 def _process_is_running(pid):
     if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there; keep its file
         return True
     try:
         os.kill(pid, 0)
@@ -77,7 +79,7 @@ def atomic_write(path, write):
         Whatever it raises propagates; the temporary file is removed and ``path`` is
         left as it was.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     for leftover in stale_temporaries(path):
         try:
             os.remove(leftover)
