@@ -2,7 +2,9 @@
 
 Nothing here compiles: building a module allocates its weights and nothing else.
 Expected names are written out from the old library's layouts (zoo-weights spec);
-expected parameter counts from the papers' layer tables.
+expected parameter counts from the papers' layer tables, and for the ResNet, ShuffleNet and
+FPN models from the old library's wiring (zoo-weights spec), whose weight-element totals
+(BatchNorm's running statistics included) are quoted there for one configuration each.
 """
 
 from __future__ import annotations
@@ -45,8 +47,21 @@ def n_trainable(module):
     return sum(int(np.prod(p.get_value().shape)) for p in module.collect_params())
 
 
+def n_weights(module):
+    """Elements of everything get_weights() saves (BatchNorm: beta, gamma, mean, inv_std)."""
+    return sum(int(np.prod(value.shape)) for value, _ in module.get_weights())
+
+
 def conv_count(c_in, c_out, k=3, groups=1):
     return c_out * (c_in // groups) * k * k + c_out
+
+
+BN_WEIGHTS = 4  # per channel: beta, gamma, mean, inv_std
+
+
+def ds_count(c_in, c_out):
+    """DSConv2D 3x3: depthwise (one 3x3 filter and a bias per channel), then pointwise 1x1."""
+    return (c_in * 9 + c_in) + conv_count(c_in, c_out, 1)
 
 
 # ------------------------------------------------------------------ weight names and order
@@ -242,6 +257,104 @@ def test_shuffleunit_v2_parameter_count():
     half = 3
     same = conv_count(half, half, 1) + (half * 9 + half) + (half * half + half) + conv_count(half, half, 1) + 2 * 3 * half
     assert n_trainable(ShuffleUnit_v2(6)) == same
+
+
+# Old wiring (zoo-weights spec): each unit's bottleneck is its own in_channels // 4; stage 2
+# is ungrouped; a 'concat' unit's branch makes out - in channels; bn1 always exists.
+def shuffleunit_weights(c_in, c_out, groups, concat):
+    inner = c_in // 4
+    branch = c_out - c_in if concat else c_out
+    convs = conv_count(c_in, inner, 1, groups) + ds_count(inner, inner) + conv_count(inner, branch, 1, groups)
+    return convs + BN_WEIGHTS * (inner + inner + branch)
+
+
+def shufflenet_weights(c_in, groups, stage_channels, stack_size):
+    total = conv_count(c_in, stage_channels[0]) + BN_WEIGHTS * stage_channels[0]
+    for i in range(3):
+        g = 1 if i == 0 else groups
+        c, c_next = stage_channels[i], stage_channels[i + 1]
+        total += shuffleunit_weights(c, c_next, g, True) + stack_size[i] * shuffleunit_weights(c_next, c_next, g, False)
+    return total
+
+
+def test_shufflenet_weight_count_is_the_old_librarys():
+    # zoo-weights spec: 4,116 weight elements in the old library.
+    config = dict(in_channels=3, group_num=2, stage_channels=(8, 16, 32, 64), stack_size=(1, 1, 1))
+    assert shufflenet_weights(3, 2, (8, 16, 32, 64), (1, 1, 1)) == 4116
+    assert n_weights(model_ShuffleNet(**config)) == 4116
+
+
+def test_shufflenet_weight_count_formula():
+    assert n_weights(model_ShuffleNet(1, 3, (12, 24, 48, 96), (2, 0, 1))) == shufflenet_weights(1, 3, (12, 24, 48, 96), (2, 0, 1))
+
+
+def test_shuffleunit_default_inner_width_is_a_quarter_of_its_input():
+    assert n_weights(ShuffleUnit(16, group_num=2)) == shuffleunit_weights(16, 16, 2, False)
+    stack = ShuffleUnit_Stack(8, 24, group_num=2, stack_size=1)
+    assert n_weights(stack) == shuffleunit_weights(8, 24, 2, True) + shuffleunit_weights(24, 24, 2, False)
+
+
+def shufflenet_v2_unit_weights(c_in, c_out, down):
+    if not down:
+        h = c_in // 2
+        return conv_count(h, h, 1) + ds_count(h, h) + conv_count(h, h, 1) + BN_WEIGHTS * 3 * h
+    h = c_out // 2
+    branch = conv_count(c_in, h, 1) + ds_count(h, h) + conv_count(h, h, 1) + BN_WEIGHTS * 3 * h
+    shortcut = ds_count(c_in, c_in) + conv_count(c_in, h, 1) + BN_WEIGHTS * (c_in + h)
+    return branch + shortcut
+
+
+@pytest.mark.parametrize("c_in, stage_channels, stack_size", [(3, (8, 16, 32, 64, 128), (1, 1, 1)), (1, (4, 8, 16, 32, 12), (1, 0, 2))])
+def test_shufflenet_v2_weight_count(c_in, stage_channels, stack_size):
+    total = conv_count(c_in, stage_channels[0]) + BN_WEIGHTS * stage_channels[0]
+    for i in range(3):
+        c, c_next = stage_channels[i], stage_channels[i + 1]
+        total += shufflenet_v2_unit_weights(c, c_next, True) + stack_size[i] * shufflenet_v2_unit_weights(c_next, c_next, False)
+    total += conv_count(stage_channels[3], stage_channels[4], 1) + BN_WEIGHTS * stage_channels[4]
+    assert n_weights(model_ShuffleNet_v2(c_in, stage_channels, stack_size)) == total
+
+
+@pytest.mark.parametrize("c_in, n_class, groups, stage_channels, stack_size", [
+    (1, 3, 2, (8, 16, 32, 64), (1, 1, 1)),
+    (3, 5, 3, (12, 24, 48, 96), (0, 1, 0)),
+])
+def test_shuffleseg_weight_count(c_in, n_class, groups, stage_channels, stack_size):
+    n = n_class
+    encoder = shufflenet_weights(c_in, groups, stage_channels, stack_size) + conv_count(stage_channels[3], n, 1)
+    up2 = n * n * 4 * 4 + n  # transposed 4x4, W (in, out, 4, 4)
+    decoder = 2 * up2 + conv_count(stage_channels[2], n, 1) + conv_count(stage_channels[1], n, 1)
+    decoder += BN_WEIGHTS * 4 * n + (n * n * 16 * 16 + n)  # bn1..bn4; convT3 16x16
+    model = model_ShuffleSeg(c_in, n, groups, stage_channels, stack_size)
+    assert n_weights(model) == encoder + decoder
+
+
+def fpn_weights(c_in, b, batchnorm_mode):
+    """Old wiring: conv1..conv4 (3x3 stride 2) of widths b, 2b, 4b, 8b, each with a bn
+    (whatever batchnorm_mode) and a residual block of the same width, inner width half;
+    conv5..conv11 1x1 to 4b channels from 8b, 4b, 2b, b, 4b, 4b, 4b."""
+    widths = (b, 2 * b, 4 * b, 8 * b)
+    total, prev = 0, c_in
+    for w in widths:
+        total += conv_count(prev, w) + BN_WEIGHTS * w
+        h = w // 2
+        total += conv_count(w, h, 1) + conv_count(h, h, 3) + conv_count(h, w, 1)
+        total += BN_WEIGHTS * {0: 0, 1: h + h + w, 2: w}[batchnorm_mode]
+        prev = w
+    d = 4 * b
+    for c in (8 * b, 4 * b, 2 * b, b, d, d, d):
+        total += conv_count(c, d, 1)
+    return total
+
+
+def test_fpn_weight_count_is_the_old_librarys():
+    # zoo-weights spec: 13,316 weight elements in the old library.
+    assert fpn_weights(3, 4, 1) == 13316
+    assert n_weights(model_FPN(input_channel=3, base_n_filters=4)) == 13316
+
+
+@pytest.mark.parametrize("mode", [0, 2])
+def test_fpn_weight_count_formula(mode):
+    assert n_weights(model_FPN(input_channel=1, base_n_filters=6, batchnorm_mode=mode)) == fpn_weights(1, 6, mode)
 
 
 def test_unet_parameter_count():

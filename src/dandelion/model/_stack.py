@@ -6,8 +6,9 @@ from dandelion.module import Module
 
 
 class UnitStack(Module):
-    """Applies the modules of the dict ``self.units`` in order; subclasses fill it, keyed by
-    the units' Theano-era names (``shuffleunit0``, ...)."""
+    """Applies the modules of the dict ``self.units`` in order, each output through
+    ``after_unit`` (identity here); subclasses fill the dict, keyed by the units'
+    Theano-era names (``shuffleunit0``, ...)."""
 
     @staticmethod
     def check_stack_size(where, stack_size):
@@ -15,14 +16,17 @@ class UnitStack(Module):
             raise ValueError(f"{where}: stack_size must be a non-negative int, got {stack_size!r}")
         return stack_size
 
+    def after_unit(self, x):
+        return x
+
     def forward(self, x):
         """x : (B, in_channels, H, W); returns (B, out_channels, ceil(H/2), ceil(W/2))."""
         for unit in self.units.values():
-            x = unit.forward(x)
+            x = self.after_unit(unit.forward(x))
         return x
 
     def predict(self, x):
         """x : (B, in_channels, H, W); returns (B, out_channels, ceil(H/2), ceil(W/2))."""
         for unit in self.units.values():
-            x = unit.predict(x)
+            x = self.after_unit(unit.predict(x))
         return x

@@ -1,4 +1,4 @@
-"""ResNet bottleneck block (He et al. 2016)."""
+"""ResNet bottleneck block (He et al. 2016), wired as the Theano-era zoo wired it."""
 
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ class ResNet_bottleneck(Module):
     activation : callable
 
     ``forward(x)`` / ``predict(x)``: (B, outer_channel, H, W) -> (B, outer_channel, H, W),
-    ``activation(bn3(conv3(...)) + x)``. ``forward`` normalises with batch statistics and
-    records the running-statistics updates (``collect_self_updates()``).
+    ``activation(bn3(conv3(...))) + x``: the activation comes before the residual sum and
+    nothing follows the sum (the old library's wiring, which its saved weights were trained
+    with; the paper puts the activation after the sum). ``forward`` normalises with batch
+    statistics and records the running-statistics updates (``collect_self_updates()``).
     Weights: conv1, conv2, conv3, then bn1, bn2, bn3 (those that exist).
     """
 
@@ -57,8 +59,8 @@ class ResNet_bottleneck(Module):
         shortcut = x
         x = self.activation(apply_bn(self.bn1, self.conv1.forward(x), train))
         x = self.activation(apply_bn(self.bn2, self.conv2.forward(x), train))
-        x = apply_bn(self.bn3, self.conv3.forward(x), train)
-        return self.activation(x + shortcut)
+        x = self.activation(apply_bn(self.bn3, self.conv3.forward(x), train))
+        return x + shortcut
 
     def forward(self, x):
         """x : (B, outer_channel, H, W); returns the same shape."""

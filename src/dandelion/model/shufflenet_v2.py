@@ -1,4 +1,9 @@
-"""ShuffleNet V2 (Ma et al. 2018): units, their stacks and the network."""
+"""ShuffleNet V2 (Ma et al. 2018): units, their stacks and the network.
+
+Wired as the Theano-era zoo wired them (its saved weights only mean something in that
+wiring): the residual branch comes first in the concatenation, the network's last
+normalisation has no activation after it and its max pooling no padding.
+"""
 
 from __future__ import annotations
 
@@ -16,15 +21,19 @@ from dandelion.module import BatchNorm, Conv2D, Module
 class ShuffleUnit_v2(Module):
     """ShuffleNet V2 unit.
 
-    Stride 1: the channels are split in halves; one half passes unchanged, the other goes
-    through conv1 (1x1), conv2 (3x3 depthwise separable) and conv3 (1x1); the halves are
-    concatenated and shuffled (2 groups). ``out_channels`` must equal ``in_channels``,
-    which must be even.
+    Stride 1: the channels are split in halves; the first half is the shortcut, the second
+    goes through the residual branch ``act(bn3(conv3(bn2(conv2(act(bn1(conv1(.))))))))``
+    (conv1, conv3 1x1, conv2 3x3 depthwise separable); ``concatenate([branch, shortcut])``
+    is shuffled (2 groups). ``out_channels`` must equal ``in_channels``, which must be even.
 
     Stride 2: both branches see the whole input. The residual branch (conv1, conv2 of
-    stride 2, conv3) makes ``out_channels - out_channels // 2`` channels, the shortcut
-    branch (conv4: 3x3 depthwise separable of stride 2, conv5: 1x1) makes
-    ``out_channels // 2``; concatenated and shuffled.
+    stride 2, conv3, as above) makes ``out_channels - out_channels // 2`` channels, the
+    shortcut branch ``act(bn5(conv5(bn4(conv4(.)))))`` (conv4: 3x3 depthwise separable of
+    stride 2, conv5: 1x1) makes ``out_channels // 2``; ``concatenate([branch, shortcut])``
+    is shuffled.
+
+    The branch comes first in the concatenation as in the old library (whose weights were
+    trained so; the paper's figure has the shortcut on the left).
 
     Parameters
     ----------
@@ -98,7 +107,7 @@ class ShuffleUnit_v2(Module):
         y = act(apply_bn(self.bn1, self.conv1.forward(residual_in), train))
         y = apply_bn(self.bn2, self.conv2.forward(y), train)
         y = act(apply_bn(self.bn3, self.conv3.forward(y), train))
-        return channel_shuffle(pt.concatenate([shortcut, y], axis=1), 2)
+        return channel_shuffle(pt.concatenate([y, shortcut], axis=1), 2)
 
     def forward(self, x):
         """x : (B, in_channels, H, W); returns (B, out_channels, H', W')."""
@@ -127,19 +136,23 @@ class ShuffleUnit_v2_Stack(UnitStack):
 
 
 class model_ShuffleNet_v2(Module):
-    """ShuffleNet V2 backbone: conv1 (3x3 stride 2) + bn1, 3x3 stride-2 max pooling, stages
-    2, 3, 4, then conv5 (1x1) + bn5.
+    """ShuffleNet V2 backbone: conv1 (3x3 stride 2), bn1 and ReLU, 3x3 stride-2 max pooling
+    without padding, stages 2, 3, 4, then conv5 (1x1) and bn5 with no activation after it.
+
+    As in the old library (whose weights were trained so; the paper pads the pooling and
+    activates after conv5): bn1 and bn5 exist whatever ``batchnorm_mode`` is.
 
     Parameters
     ----------
     in_channels : int
     stage_channels : five ints: conv1, stages 2-4, conv5 (paper, 1x: 24, 116, 232, 464, 1024)
     stack_size : three ints, stride-1 units after each stage's first unit (paper: 3, 7, 3)
-    batchnorm_mode, activation : as ``ShuffleUnit_v2``
+    batchnorm_mode, activation : the units' (see ``ShuffleUnit_v2``)
 
-    ``forward(x)`` / ``predict(x)``: (B, in_channels, H, W) -> (B, stage_channels[4], H/32, W/32)
-    (rounded up). Global pooling and the classifier are left to the user (the old
-    library's weights have none).
+    ``forward(x)`` / ``predict(x)``: (B, in_channels, H, W) -> (B, stage_channels[4], H4, W4)
+    with ``H4 = ceil(((ceil(H / 2) - 3) // 2 + 1) / 8)`` (H / 32 for H a multiple of 32).
+    Global pooling and the classifier are left to the user (the old library's weights
+    have none).
     """
 
     def __init__(
@@ -151,9 +164,8 @@ class model_ShuffleNet_v2(Module):
         stage_channels = check_int_list(where, "stage_channels", stage_channels, 5)
         stack_size = check_int_list(where, "stack_size", stack_size, 3)
         self.batchnorm_mode = check_batchnorm_mode(where, batchnorm_mode)
-        self.activation = activation
         self.conv1 = Conv2D(in_channels, stage_channels[0], kernel_size=(3, 3), stride=(2, 2), pad="same")
-        self.bn1 = None if batchnorm_mode == 0 else BatchNorm(input_shape=(None, stage_channels[0], None, None))
+        self.bn1 = BatchNorm(input_shape=(None, stage_channels[0], None, None))
         self.stages = {
             f"stage{i + 2}": ShuffleUnit_v2_Stack(
                 stage_channels[i], stage_channels[i + 1], batchnorm_mode=batchnorm_mode, activation=activation, stack_size=stack_size[i]
@@ -161,19 +173,19 @@ class model_ShuffleNet_v2(Module):
             for i in range(3)
         }
         self.conv5 = Conv2D(stage_channels[3], stage_channels[4], kernel_size=(1, 1))
-        self.bn5 = None if batchnorm_mode == 0 else BatchNorm(input_shape=(None, stage_channels[4], None, None))
+        self.bn5 = BatchNorm(input_shape=(None, stage_channels[4], None, None))
 
     def _build(self, x, train):
-        x = self.activation(apply_bn(self.bn1, self.conv1.forward(x), train))
-        x = pool_2d(x, ws=(3, 3), stride=(2, 2), pad=(1, 1), mode="max")
+        x = relu(apply_bn(self.bn1, self.conv1.forward(x), train))
+        x = pool_2d(x, ws=(3, 3), stride=(2, 2), mode="max")
         for stage in self.stages.values():
             x = stage.forward(x) if train else stage.predict(x)
-        return self.activation(apply_bn(self.bn5, self.conv5.forward(x), train))
+        return apply_bn(self.bn5, self.conv5.forward(x), train)
 
     def forward(self, x):
-        """x : (B, in_channels, H, W); returns (B, stage_channels[4], H/32, W/32)."""
+        """x : (B, in_channels, H, W); returns (B, stage_channels[4], H4, W4)."""
         return self._build(x, train=True)
 
     def predict(self, x):
-        """x : (B, in_channels, H, W); returns (B, stage_channels[4], H/32, W/32)."""
+        """x : (B, in_channels, H, W); returns (B, stage_channels[4], H4, W4)."""
         return self._build(x, train=False)

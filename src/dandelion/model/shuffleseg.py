@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dandelion.activation import relu, softmax
+from dandelion.activation import relu
 from dandelion.model._checks import check_positive_int
 from dandelion.model.resnet import apply_bn
 from dandelion.model.shufflenet import model_ShuffleNet
@@ -38,18 +38,20 @@ class model_ShuffleSeg(Module):
 
     Decoder: stage-4 scores upsampled x2 (convT1, bn1) plus 1x1 scores of stage 3 (conv1,
     bn2); upsampled x2 (convT2, bn3) plus 1x1 scores of stage 2 (conv2, bn4); upsampled
-    x8 (convT3) to the input size.
+    x8 (convT3) to the input size. No activation in the decoder, as in the paper, and no
+    softmax at the end: the model returns convT3's raw class scores, as the old library's
+    did (apply ``softmax`` over axis 1, or a loss on logits, yourself). bn1..bn4 exist
+    whatever ``batchnorm_mode`` is, as in the old library.
 
     Parameters
     ----------
     in_channels, Nclass : int
     SF_group_num, SF_stage_channels, SF_stack_size : the encoder's ``group_num``,
         ``stage_channels``, ``stack_size`` (see ``model_ShuffleNet``)
-    batchnorm_mode : {0, 1, 2}, for the encoder; the decoder normalises unless it is 0
-    activation : callable
+    batchnorm_mode, activation : the encoder's shuffle units' (see ``model_ShuffleNet``)
 
     ``forward(x)`` / ``predict(x)``: x (B, in_channels, H, W), H and W divisible by 32;
-    returns class probabilities (B, H, W, Nclass).
+    returns class scores (B, Nclass, H, W).
     """
 
     def __init__(
@@ -71,7 +73,7 @@ class model_ShuffleSeg(Module):
         stage_channels = self.encoder.stage_channels
 
         def bn():
-            return None if batchnorm_mode == 0 else BatchNorm(input_shape=(None, Nclass, None, None))
+            return BatchNorm(input_shape=(None, Nclass, None, None))
 
         self.convT1 = ConvTransposed2D(Nclass, Nclass, kernel_size=(4, 4), stride=(2, 2), pad=(1, 1))
         self.bn1 = bn()
@@ -87,13 +89,12 @@ class model_ShuffleSeg(Module):
         s2, s3, scores = self.encoder.encode(x, train)
         y = apply_bn(self.bn1, self.convT1.forward(scores), train) + apply_bn(self.bn2, self.conv1.forward(s3), train)
         y = apply_bn(self.bn3, self.convT2.forward(y), train) + apply_bn(self.bn4, self.conv2.forward(s2), train)
-        y = self.convT3.forward(y)
-        return softmax(y.dimshuffle(0, 2, 3, 1))
+        return self.convT3.forward(y)
 
     def forward(self, x):
-        """x : (B, in_channels, H, W); returns (B, H, W, Nclass) probabilities."""
+        """x : (B, in_channels, H, W); returns (B, Nclass, H, W) class scores."""
         return self._build(x, train=True)
 
     def predict(self, x):
-        """x : (B, in_channels, H, W); returns (B, H, W, Nclass) probabilities."""
+        """x : (B, in_channels, H, W); returns (B, Nclass, H, W) class scores."""
         return self._build(x, train=False)
