@@ -15,6 +15,13 @@ def tests(session):
 
 
 @nox.session
+def slow(session):
+    """The whole-network checks the default run deselects (minutes of compiling per backend)."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", "-m", "slow", *session.posargs)
+
+
+@nox.session
 def lint(session):
     session.install("ruff")
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")

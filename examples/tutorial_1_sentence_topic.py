@@ -20,6 +20,7 @@ import dandelion
 from dandelion.activation import softmax
 from dandelion.module import LSTM, Dense, Dropout, Embedding, Module
 from dandelion.objective import aggregate, categorical_accuracy, categorical_crossentropy
+from dandelion.train import ArrayBatches, fit
 from dandelion.update import adam
 
 
@@ -89,22 +90,23 @@ def main(backend="numba", epochs=15, n_train=96, n_test=48, seq_len=8, batch_siz
 
     model.work_mode = "inference"
     probabilities = model(x)
-    test_fn = dandelion.function([x, y], [probabilities, categorical_accuracy(probabilities, y).mean()], mode=backend)
+    test_loss = aggregate(categorical_crossentropy(probabilities, y))
+    test_fn = dandelion.function([x, y], [test_loss, categorical_accuracy(probabilities, y).mean()], mode=backend)
 
-    losses = []
-    for epoch in range(epochs):
-        order = np.random.default_rng(epoch).permutation(n_train)
-        batch_losses = []
-        for start in range(0, n_train, batch_size):
-            idx = order[start : start + batch_size]
-            batch_losses.append(float(train_fn(train_x[:, idx], train_y[idx])))
-        losses.append(float(np.mean(batch_losses)))
-        if verbose:
-            print(f"epoch {epoch + 1}: loss {losses[-1]:.4f}")
-    _, accuracy = test_fn(test_x, test_y)
+    # Sentences are time-major (T, N): their sample axis is 1, the topics' is 0.
+    history = fit(
+        train_fn,
+        ArrayBatches(train_x, train_y, batch_size=batch_size, seed=0, axis=(1, 0)),
+        epochs,
+        eval_fn=test_fn,
+        eval_batches=ArrayBatches(test_x, test_y, batch_size=n_test, shuffle=False, axis=(1, 0)),
+        eval_outputs=["loss", "accuracy"],
+        progress="auto" if verbose else "none",
+    )
+    losses, accuracy = history["loss"], history["val_accuracy"][-1]
     if verbose:
-        print(f"test accuracy {float(accuracy):.3f}")
-    return {"losses": losses, "accuracy": float(accuracy)}
+        print(f"test accuracy {accuracy:.3f}")
+    return {"losses": losses, "accuracy": accuracy}
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from dandelion.activation import relu, softmax
 from dandelion.module import Dense, Module
 from dandelion.objective import aggregate, categorical_accuracy, categorical_crossentropy
 from dandelion.self_update import set_update
+from dandelion.train import ArrayBatches, Callback, fit
 from dandelion.update import adam
 
 
@@ -77,6 +78,17 @@ class FeatureNet(Module):
         return softmax(self.classifier.forward(self.features(x)))
 
 
+class StepLosses(Callback):
+    """Every step's losses (fit's history holds the means per epoch)."""
+
+    def __init__(self):
+        self.losses, self.center_losses = [], []
+
+    def on_step_end(self, trainer, outputs):
+        self.losses.append(outputs["loss"])
+        self.center_losses.append(outputs["center_loss"])
+
+
 def make_blobs(n, n_classes=3, dim=5, seed=0):
     rng = np.random.default_rng(seed)
     means = 2.0 * rng.standard_normal((n_classes, dim))
@@ -84,8 +96,8 @@ def make_blobs(n, n_classes=3, dim=5, seed=0):
     return (means[labels] + rng.standard_normal((n, dim))).astype("float32"), labels.astype("int32")
 
 
-def main(backend="numba", steps=150, lambda_center=0.1, verbose=True):
-    """Train; returns a dict with the losses, the accuracy and the centre movement."""
+def main(backend="numba", epochs=40, lambda_center=0.1, verbose=True):
+    """Train; returns a dict with the step losses, the accuracy and the centre movement."""
     xs, ys = make_blobs(256)
     model = FeatureNet(input_dim=5, n_classes=3)
     x, y = pt.matrix("x", dtype="float32"), pt.ivector("y")
@@ -98,24 +110,24 @@ def main(backend="numba", steps=150, lambda_center=0.1, verbose=True):
     test_fn = dandelion.function([x, y], categorical_accuracy(predictions, y).mean(), mode=backend)
 
     start_centers = model.center.center.get_value().copy()
-    losses, center_losses = [], []
-    for step in range(steps):
-        idx = np.random.default_rng(step).choice(len(xs), 64, replace=False)
-        total, c = train_fn(xs[idx], ys[idx])
-        losses.append(float(total))
-        center_losses.append(float(c))
-        if verbose and (step + 1) % 25 == 0:
-            print(f"step {step + 1}: loss {losses[-1]:.4f}, center loss {center_losses[-1]:.4f}")
+    steps = StepLosses()
+    fit(
+        train_fn,
+        ArrayBatches(xs, ys, batch_size=64, seed=0),  # 4 steps an epoch
+        epochs,
+        outputs=["loss", "center_loss"],
+        callbacks=[steps],
+        progress="auto" if verbose else "none",
+    )
     accuracy = float(test_fn(xs, ys))
     moved = float(np.abs(model.center.center.get_value() - start_centers).max())
     if verbose:
         print(f"accuracy {accuracy:.3f}; centres moved by up to {moved:.3f}")
-    return {"losses": losses, "center_losses": center_losses, "accuracy": accuracy, "center_moved": moved}
-
+    return {"losses": steps.losses, "center_losses": steps.center_losses, "accuracy": accuracy, "center_moved": moved}
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="numba", choices=["c", "numba", "jax"])
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args()
-    main(backend=args.backend, steps=args.steps)
+    main(backend=args.backend, epochs=args.epochs)

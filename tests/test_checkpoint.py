@@ -66,8 +66,12 @@ def test_round_trip_restores_weights_optimizer_state_and_user_data(tmp_path):
     assert loaded["epoch"] == 7 and loaded["lr"] == 0.5 and loaded["nested"] == {"best": None, "ok": True}
     np.testing.assert_array_equal(loaded["history"][1], np.arange(3))
     content = read_checkpoint(path)
-    assert [name for name, _ in content["model"]] == [name for _, name in net.get_weights()]
-    assert list(content["random_states"]) == [v.name for v in net.drop.random_states]
+    # Path names: unique whatever the Theano-era names.
+    assert [name for name, _ in content["model"]] == ["d1.W", "d1.b", "d2.W", "d2.b"]
+    assert [path for path, _ in net.named_weights()] == ["d1.W", "d1.b", "d2.W", "d2.b"]
+    assert list(content["random_states"]) == [f"drop.{net.drop._variable_keys[id(v)]}" for v in net.drop.random_states]
+    assert list(content["optimizer"])[:3] == ["adam.m@d1.W", "adam.v@d1.W", "adam.m@d1.b"]
+    assert "adam.t" in content["optimizer"]
 
 
 def test_resumed_training_matches_the_uninterrupted_run_exactly(backend, tmp_path):
@@ -143,8 +147,8 @@ def test_a_different_model_gets_a_report_and_the_unmatched_policy(saved):
     with pytest.raises(ValueError) as error:
         load_checkpoint(saved, other, updates)
     message = str(error.value)
-    assert "model weights missing from the checkpoint: ['W@Dense|d3', 'b@Dense|d3']" in message
-    assert "W@Dense|d2: saved (5, 2), model (5, 3)" in message and "b@Dense|d2: saved (2,), model (3,)" in message
+    assert "model weights missing from the checkpoint: ['d3.W', 'd3.b']" in message
+    assert "d2.W: saved (5, 2), model (5, 3)" in message and "d2.b: saved (2,), model (3,)" in message
     assert "optimizer state in the checkpoint but not in the model" not in message
     assert "nothing was loaded" in message
     for a, b in zip(before, weights(other)):
@@ -153,7 +157,7 @@ def test_a_different_model_gets_a_report_and_the_unmatched_policy(saved):
     with pytest.warns(UserWarning, match="checkpoint and model differ"):
         load_checkpoint(saved, other, updates, unmatched="warn")
     saved_weights = dict((name, value) for name, value in read_checkpoint(saved)["model"])
-    np.testing.assert_array_equal(other.d1.W.get_value(), saved_weights["W@Dense|d1"])
+    np.testing.assert_array_equal(other.d1.W.get_value(), saved_weights["d1.W"])
     np.testing.assert_array_equal(other.d2.W.get_value(), before[2])  # shape differs: left alone
 
     smaller, adam_updates, _ = build(4, dropout=False)
@@ -177,11 +181,31 @@ def test_failed_save_leaves_the_previous_file_and_no_temporary(saved, tmp_path):
     assert zipfile.is_zipfile(saved)
 
 
-def test_model_variables_with_the_same_name_cannot_be_saved(tmp_path):
-    class Twins:
-        def get_weights(self):
-            return [[np.zeros(2), "W@Dense"], [np.ones(2), "W@Dense"]]
+def test_checkpoints_written_with_theano_era_names_still_load(tmp_path):
+    """Checkpoints of the first format named entries by Theano-era names; they load by them."""
+    net, updates, _ = build(1)
+    for variable in optimizer_state(updates).values():
+        variable.set_value(np.random.standard_normal(variable.get_value().shape).astype("float32"))
+    arrays, metadata = {}, {"format": "dandelion-checkpoint", "version": 1, "model": [], "optimizer": [], "random_states": []}
+    entries = [("model", v.name, v) for _, v in net.named_weights()]
+    entries += [("optimizer", v.name, v) for v in optimizer_state(updates).values()]
+    entries += [("random_states", v.name, v) for v in net.drop.random_states]
+    for index, (kind, name, variable) in enumerate(entries):
+        arrays[f"{kind}/{index}"] = np.asarray(variable.get_value())
+        metadata[kind].append({"name": name, "key": f"{kind}/{index}"})
+    metadata["user_data"] = None
+    import hashlib
+    import json
 
-    with pytest.raises(ValueError, match=r"several model variables are named \['W@Dense'\]"):
-        save_checkpoint(tmp_path / "twins.ckpt", Twins())
-    assert list(tmp_path.iterdir()) == []
+    metadata["arrays"] = {
+        k: {"shape": list(a.shape), "dtype": a.dtype.str, "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}
+        for k, a in arrays.items()
+    }
+    arrays["__metadata__"] = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+    path = tmp_path / "old-names.ckpt"
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+    net2, updates2, _ = build(2)
+    load_checkpoint(path, net2, updates2)
+    for a, b in zip(weights(net) + values(optimizer_state(updates).values()), weights(net2) + values(optimizer_state(updates2).values())):
+        np.testing.assert_array_equal(a, b)

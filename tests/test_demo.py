@@ -7,14 +7,19 @@ import pytest
 from dandelion.demo.__main__ import main
 
 
-def test_mlp_demo_reaches_095_on_backend(backend, capsys):
-    accuracy = main(["--backend", backend, "--model", "mlp", "--epochs", "10"])
+def test_mlp_demo_reaches_095_on_backend(backend, capsys, tmp_path):
+    curves = tmp_path / "curves.png"
+    accuracy = main(["--backend", backend, "--model", "mlp", "--epochs", "10", "--plot", str(curves)])
     printed = capsys.readouterr()
     match = re.search(r"^test accuracy: (0\.\d{3})$", printed.out, re.MULTILINE)
     assert match, printed.out
     assert float(match.group(1)) == pytest.approx(accuracy, abs=1e-3)
     assert accuracy >= 0.95
-    assert "epoch 10/10" in printed.err  # progress output
+    # Progress off a terminal: one line per epoch, with the evaluation's metrics.
+    epoch_lines = [line for line in printed.err.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 10 and epoch_lines[-1].startswith("epoch 10/10: 42 steps, loss ")
+    assert "val_accuracy" in epoch_lines[-1]
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_demo_resumes_from_its_checkpoint_exactly(backend, tmp_path, capsys):

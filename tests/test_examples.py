@@ -26,7 +26,7 @@ def test_tutorial_1_sentence_topic_learns():
 
 
 def test_tutorial_2_center_loss_updates_centres():
-    result = load("tutorial_2_center_loss").main(backend="numba", steps=60, verbose=False)
+    result = load("tutorial_2_center_loss").main(backend="numba", epochs=15, verbose=False)
     assert np.mean(result["losses"][-10:]) < np.mean(result["losses"][:10])
     assert result["center_moved"] > 0.1  # the self-updating centres were applied
     assert result["accuracy"] > 0.8

@@ -218,9 +218,11 @@ def test_work_mode_dispatch_and_default_predict():
     assert switch(0) == "inference"
     switch.work_mode = "train"
     assert switch(0) == "train"
-    switch.work_mode = "test"
-    with pytest.raises(ValueError, match=r"work_mode must be one of \('train', 'inference'\), got 'test'"):
-        switch(0)
+    with pytest.raises(ValueError, match=r"Switch: work_mode must be one of \('train', 'inference'\), got 'test'"):
+        switch.work_mode = "test"
+    assert switch(0) == "train"  # the refused value changed nothing
+    with pytest.raises(ValueError, match=r"Module: work_mode must be one of \('train', 'inference'\), got 'foo'"):
+        Module(work_mode="foo")
     with pytest.raises(NotImplementedError, match="Module does not implement forward"):
         Module().forward(1)
 
@@ -229,6 +231,6 @@ def test_duplicate_variable_names_are_refused_by_name_loading():
     module = Module(name="m")
     module.a = module.register_param(np.zeros(2), name="same")
     module.b = module.register_param(np.zeros(2), name="same")
-    with pytest.raises(ValueError, match="two variables are named 'same'"):
+    with pytest.raises(ValueError, match=r"2 variables are named 'same' \(\['a', 'b'\]\); use their path names"):
         module.set_weights_by_name([[np.zeros(2), "same"]])
     assert isinstance(module.collect_self_updates(), OrderedDict)

@@ -10,8 +10,9 @@ import numpy as np
 
 from dandelion.demo.data import load_digits_split
 from dandelion.demo.models import MODELS
-from dandelion.demo.train import build_graphs, compile_graphs, evaluate, train_epochs
-from dandelion.util import load_checkpoint, read_checkpoint, save_checkpoint
+from dandelion.demo.train import OUTPUTS, build_graphs, compile_graphs
+from dandelion.train import ArrayBatches, Checkpoint, fit
+from dandelion.util import read_checkpoint
 
 DEFAULT_EPOCHS = {"mlp": 20, "cnn": 15, "lstm": 20}
 DEFAULT_LEARNING_RATES = {"mlp": 2e-3, "cnn": 2e-3, "lstm": 5e-3}
@@ -27,6 +28,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", metavar="PATH", help="write a checkpoint after every epoch")
     parser.add_argument("--resume", metavar="PATH", help="continue from a checkpoint written with --save")
+    parser.add_argument("--plot", metavar="PNG", help="write the learning curves (needs matplotlib)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser.parse_args(argv)
 
 
@@ -41,22 +44,35 @@ def main(argv=None):
     log(f"model {args.model}, backend {args.backend}: {len(train_split.labels)} training and "
         f"{len(test_split.labels)} test images")
     started = time.perf_counter()
-    train_graph, predict_graph, updates = build_graphs(model, args.batch_size, len(test_split.labels), learning_rate)
-    first_epoch = 0
+    train_graph, eval_graph, updates = build_graphs(model, args.batch_size, len(test_split.labels), learning_rate)
     if args.resume:
         saved_model = read_checkpoint(args.resume)["user_data"].get("model")
         if saved_model != args.model:
             raise SystemExit(f"--resume: {args.resume} holds a {saved_model!r} model, not {args.model!r}")
-        saved = load_checkpoint(args.resume, model, updates)
-        first_epoch = int(saved["epochs_done"])
-        log(f"resumed from {args.resume} after epoch {first_epoch}")
-    train, predict = compile_graphs(train_graph, predict_graph, updates, args.backend)
+        log(f"resumed from {args.resume}")
+    train, evaluate = compile_graphs(train_graph, eval_graph, updates, args.backend)
     log(f"compiled in {time.perf_counter() - started:.1f} s")
-    for epoch in train_epochs(train, train_split, args.batch_size, epochs, seed=args.seed, first_epoch=first_epoch):
-        if args.save:
-            save_checkpoint(args.save, model, updates, user_data={"model": args.model, "epochs_done": epoch + 1})
-    accuracy, _ = evaluate(predict, test_split)
+    callbacks = [Checkpoint(args.save, user_data={"model": args.model})] if args.save else []
+    history = fit(
+        train,
+        # JAX compiled for a static batch size: the last partial batch is dropped.
+        ArrayBatches(train_split.images, train_split.labels, batch_size=args.batch_size, seed=args.seed,
+                     drop_last=True),
+        epochs,
+        outputs=OUTPUTS,
+        eval_fn=evaluate,
+        eval_batches=[(test_split.images, test_split.labels)],
+        model=model,
+        updates=updates,
+        callbacks=callbacks,
+        resume=args.resume,
+        progress="none" if args.quiet else "auto",
+    )
+    accuracy = history["val_accuracy"][-1] if len(history) else float(evaluate(test_split.images, test_split.labels)[1])
     log(f"trained in {time.perf_counter() - started:.1f} s")
+    if args.plot:
+        history.plot(args.plot)
+        log(f"learning curves in {args.plot}")
     print(f"test accuracy: {accuracy:.3f}")
     return accuracy
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dandelion.model._naming import ZooModule
+from dandelion.module import Module
 
 
-class UnitStack(ZooModule):
-    """Applies ``self.units`` in order; subclasses fill the list (and name the units)."""
+class UnitStack(Module):
+    """Applies the modules of the dict ``self.units`` in order; subclasses fill it, keyed by
+    the units' Theano-era names (``shuffleunit0``, ...)."""
 
     @staticmethod
     def check_stack_size(where, stack_size):
@@ -16,12 +17,12 @@ class UnitStack(ZooModule):
 
     def forward(self, x):
         """x : (B, in_channels, H, W); returns (B, out_channels, ceil(H/2), ceil(W/2))."""
-        for unit in self.units:
+        for unit in self.units.values():
             x = unit.forward(x)
         return x
 
     def predict(self, x):
         """x : (B, in_channels, H, W); returns (B, out_channels, ceil(H/2), ceil(W/2))."""
-        for unit in self.units:
+        for unit in self.units.values():
             x = unit.predict(x)
         return x

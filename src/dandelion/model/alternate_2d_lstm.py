@@ -7,13 +7,12 @@ import pytensor.tensor as pt
 from dandelion import initialization as init
 from dandelion.activation import tanh
 from dandelion.model._checks import check_positive_int
-from dandelion.model._naming import ZooModule
-from dandelion.module import LSTM
+from dandelion.module import LSTM, Module
 
 MODES = (0, 1, 2)
 
 
-class Alternate_2D_LSTM(ZooModule):
+class Alternate_2D_LSTM(Module):
     """Scans an image-like (H, W, B, C) input with ``lstm_h`` down every column and
     ``lstm_w`` along every row.
 

@@ -7,13 +7,12 @@ import pytensor.tensor as pt
 from dandelion.activation import relu, softmax
 from dandelion.functional import pool_2d
 from dandelion.model._checks import check_batchnorm_mode, check_positive_int
-from dandelion.model._naming import ZooModule
 from dandelion.model.resnet import apply_bn
 from dandelion.model.vgg import vgg16_convolutions
-from dandelion.module import LSTM, BatchNorm, Conv2D
+from dandelion.module import BatchNorm, Conv2D, LSTM, Module
 
 
-class model_CTPN(ZooModule):
+class model_CTPN(Module):
     """CTPN: VGG-16 convolutions up to conv5_3 (stride 16), a 3x3 ``conv_rpn``, a
     bidirectional LSTM along every feature-map row, and 1x1 convolutions for the text /
     non-text scores and the vertical box regression of ``k`` anchors per position.
@@ -52,11 +51,9 @@ class model_CTPN(ZooModule):
         self.k = k
         widths = (b, 2 * b, 4 * b, 8 * b, 8 * b)
         self.blocks = vgg16_convolutions(self, channel, 3, (1, 1), flip_filters, widths=widths)
-        self.bns = []
-        for i, width in enumerate(widths, start=1):
-            bn = None if batchnorm_mode == 0 else BatchNorm(input_shape=(None, width, None, None))
-            setattr(self, f"bn{i}", bn)
-            self.bns.append(bn)
+        self.bns = {} if batchnorm_mode == 0 else {
+            f"bn{i}": BatchNorm(input_shape=(None, width, None, None)) for i, width in enumerate(widths, start=1)
+        }
         self.conv_rpn = Conv2D(widths[-1], rpn_channels, kernel_size=(3, 3), pad="same", flip_filters=flip_filters)
         self.lstm_f = LSTM(rpn_channels, hidden_dim)
         self.lstm_b = LSTM(rpn_channels, hidden_dim)
@@ -64,7 +61,8 @@ class model_CTPN(ZooModule):
         self.conv_bbox_pred = Conv2D(2 * hidden_dim, 2 * k, kernel_size=(1, 1), flip_filters=flip_filters)
 
     def _build(self, x, train):
-        for (block, names), bn in zip(self.blocks, self.bns):
+        for block, names in self.blocks:
+            bn = self.bns.get(f"bn{block}")
             for name in names[:-1]:
                 x = relu(getattr(self, name).forward(x))
             x = relu(apply_bn(bn, getattr(self, names[-1]).forward(x), train))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dandelion import initialization as init
 from dandelion.model._checks import check_positive_int
-from dandelion.model._naming import ZooModule
-from dandelion.module import Conv2D
+from dandelion.module import Conv2D, Module
 
 
-class DSConv2D(ZooModule):
+class DSConv2D(Module):
     """Depthwise convolution (one filter per input channel) followed by a 1x1 pointwise
     convolution.
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dandelion.activation import relu
 from dandelion.functional import align_crop, pool_2d, upsample_2d
 from dandelion.model._checks import check_batchnorm_mode, check_positive_int
-from dandelion.model._naming import ZooModule
 from dandelion.model.resnet import ResNet_bottleneck, apply_bn
-from dandelion.module import BatchNorm, Conv2D
+from dandelion.module import BatchNorm, Conv2D, Module
 
 
-class model_FPN(ZooModule):
+class model_FPN(Module):
     """Feature pyramid network: a bottom-up residual backbone, a top-down pathway with
     lateral 1x1 connections, and 3x3 smoothing of the merged maps.
 
@@ -49,9 +48,10 @@ class model_FPN(ZooModule):
         self.bn3 = self._bn(widths[2])
         self.conv4 = Conv2D(widths[2], widths[3], kernel_size=3, stride=2, pad="same")
         self.bn4 = self._bn(widths[3])
-        for i, outer in enumerate((widths[1], widths[2], widths[3], widths[3]), start=1):
-            block = ResNet_bottleneck(outer_channel=outer, inner_channel=outer // 2, batchnorm_mode=batchnorm_mode)
-            setattr(self, f"res_block{i}", block)
+        self.res_blocks = {
+            f"res_block{i}": ResNet_bottleneck(outer_channel=outer, inner_channel=outer // 2, batchnorm_mode=batchnorm_mode)
+            for i, outer in enumerate((widths[1], widths[2], widths[3], widths[3]), start=1)
+        }
         d = 4 * b
         self.conv5 = Conv2D(widths[3], d, kernel_size=1)
         self.conv6 = Conv2D(widths[3], d, kernel_size=1)
@@ -71,11 +71,12 @@ class model_FPN(ZooModule):
         def block(res, x):
             return res.forward(x) if train else res.predict(x)
 
+        res1, res2, res3, res4 = self.res_blocks.values()
         x = stage(self.conv1, self.bn1, x)
-        c2 = block(self.res_block1, stage(self.conv2, self.bn2, x))
-        c3 = block(self.res_block2, stage(self.conv3, self.bn3, c2))
-        c4 = block(self.res_block3, stage(self.conv4, self.bn4, c3))
-        c5 = block(self.res_block4, pool_2d(c4, ws=(2, 2), mode="max"))
+        c2 = block(res1, stage(self.conv2, self.bn2, x))
+        c3 = block(res2, stage(self.conv3, self.bn3, c2))
+        c4 = block(res3, stage(self.conv4, self.bn4, c3))
+        c5 = block(res4, pool_2d(c4, ws=(2, 2), mode="max"))
 
         def merge(top, lateral):
             up, lateral = align_crop([upsample_2d(top, 2), lateral], [None, None, "lower", "lower"])

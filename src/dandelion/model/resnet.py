@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dandelion.activation import relu
 from dandelion.model._checks import check_batchnorm_mode, check_positive_int
-from dandelion.model._naming import ZooModule
-from dandelion.module import BatchNorm, Conv2D
+from dandelion.module import BatchNorm, Conv2D, Module
 
 
 def apply_bn(bn, x, train):
@@ -15,7 +14,7 @@ def apply_bn(bn, x, train):
     return bn.forward(x) if train else bn.predict(x)
 
 
-class ResNet_bottleneck(ZooModule):
+class ResNet_bottleneck(Module):
     """Bottleneck residual block: 1x1 (reduce), 3x3, 1x1 (restore), identity shortcut.
 
     Parameters

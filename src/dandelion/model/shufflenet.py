@@ -12,16 +12,15 @@ from dandelion.model._checks import (
     check_int_list,
     check_positive_int,
 )
-from dandelion.model._naming import ZooModule
 from dandelion.model._stack import UnitStack
 from dandelion.model.dsconv import DSConv2D
 from dandelion.model.resnet import apply_bn
-from dandelion.module import BatchNorm, Conv2D
+from dandelion.module import BatchNorm, Conv2D, Module
 
 FUSION_MODES = ("add", "concat")
 
 
-class ShuffleUnit(ZooModule):
+class ShuffleUnit(Module):
     """ShuffleNet unit: grouped 1x1 conv, channel shuffle, 3x3 depthwise separable conv,
     grouped 1x1 conv, fused with the shortcut.
 
@@ -141,17 +140,13 @@ class ShuffleUnit_Stack(UnitStack):
         self.check_stack_size("ShuffleUnit_Stack", stack_size)
         inner_channels = out_channels // 4 if inner_channels is None else inner_channels
         common = dict(inner_channels=inner_channels, group_num=group_num, batchnorm_mode=batchnorm_mode, activation=activation)
-        self.units = []
-        unit = ShuffleUnit(in_channels, out_channels=out_channels, stride=(2, 2), fusion_mode="concat", **common)
-        self.shuffleunit0 = unit
-        self.units.append(unit)
+        units = {"shuffleunit0": ShuffleUnit(in_channels, out_channels=out_channels, stride=(2, 2), fusion_mode="concat", **common)}
         for i in range(1, stack_size + 1):
-            unit = ShuffleUnit(out_channels, out_channels=out_channels, fusion_mode="add", **common)
-            setattr(self, f"shuffleunit{i}", unit)
-            self.units.append(unit)
+            units[f"shuffleunit{i}"] = ShuffleUnit(out_channels, out_channels=out_channels, fusion_mode="add", **common)
+        self.units = units
 
 
-class model_ShuffleNet(ZooModule):
+class model_ShuffleNet(Module):
     """ShuffleNet backbone: 3x3 stride-2 conv (conv1, bn1), 3x3 stride-2 max pooling, and
     stages 2, 3, 4 of shuffle units.
 
@@ -188,21 +183,20 @@ class model_ShuffleNet(ZooModule):
         self.stage_channels = stage_channels
         self.conv1 = Conv2D(in_channels, stage_channels[0], kernel_size=(3, 3), stride=(2, 2), pad="same")
         self.bn1 = None if batchnorm_mode == 0 else BatchNorm(input_shape=(None, stage_channels[0], None, None))
-        self.stages = []
-        for i in range(3):
-            stage = ShuffleUnit_Stack(
+        self.stages = {
+            f"stage{i + 2}": ShuffleUnit_Stack(
                 stage_channels[i], stage_channels[i + 1], group_num=group_num, batchnorm_mode=batchnorm_mode,
                 activation=activation, stack_size=stack_size[i],
             )
-            setattr(self, f"stage{i + 2}", stage)
-            self.stages.append(stage)
+            for i in range(3)
+        }
 
     def stage_outputs(self, x, train):
         """The outputs of stages 2, 3 and 4 (for decoders with skip connections)."""
         x = self.activation(apply_bn(self.bn1, self.conv1.forward(x), train))
         x = pool_2d(x, ws=(3, 3), stride=(2, 2), pad=(1, 1), mode="max")
         outputs = []
-        for stage in self.stages:
+        for stage in self.stages.values():
             x = stage.forward(x) if train else stage.predict(x)
             outputs.append(x)
         return outputs

@@ -7,14 +7,13 @@ import pytensor.tensor as pt
 from dandelion.activation import relu
 from dandelion.functional import channel_shuffle, pool_2d
 from dandelion.model._checks import check_batchnorm_mode, check_divisible, check_int_list, check_positive_int
-from dandelion.model._naming import ZooModule
 from dandelion.model._stack import UnitStack
 from dandelion.model.dsconv import DSConv2D
 from dandelion.model.resnet import apply_bn
-from dandelion.module import BatchNorm, Conv2D
+from dandelion.module import BatchNorm, Conv2D, Module
 
 
-class ShuffleUnit_v2(ZooModule):
+class ShuffleUnit_v2(Module):
     """ShuffleNet V2 unit.
 
     Stride 1: the channels are split in halves; one half passes unchanged, the other goes
@@ -75,12 +74,17 @@ class ShuffleUnit_v2(ZooModule):
         if downsample:
             self.conv4 = DSConv2D(in_channels, in_channels, **dw)
             self.conv5 = Conv2D(in_channels, out_channels // 2, kernel_size=(1, 1))
-        self.bn1 = self.bn2 = self.bn3 = self.bn4 = self.bn5 = None
-        sizes = {1: branch_out, 2: branch_out, 3: branch_out, 4: in_channels, 5: out_channels // 2}
         wanted = {0: (), 1: (1, 2, 3, 4, 5), 2: (3, 5)}[batchnorm_mode]
-        for i in wanted:
-            if i <= 3 or downsample:
-                setattr(self, f"bn{i}", BatchNorm(input_shape=(None, sizes[i], None, None)))
+
+        def bn(i, channels):
+            exists = i in wanted and (i <= 3 or downsample)
+            return BatchNorm(input_shape=(None, channels, None, None)) if exists else None
+
+        self.bn1 = bn(1, branch_out)
+        self.bn2 = bn(2, branch_out)
+        self.bn3 = bn(3, branch_out)
+        self.bn4 = bn(4, in_channels)
+        self.bn5 = bn(5, out_channels // 2)
 
     def _build(self, x, train):
         act = self.activation
@@ -116,15 +120,13 @@ class ShuffleUnit_v2_Stack(UnitStack):
         super().__init__()
         self.check_stack_size("ShuffleUnit_v2_Stack", stack_size)
         common = dict(batchnorm_mode=batchnorm_mode, activation=activation)
-        self.units = [ShuffleUnit_v2(in_channels, out_channels, stride=(2, 2), **common)]
-        self.shuffleunit0 = self.units[0]
+        units = {"shuffleunit0": ShuffleUnit_v2(in_channels, out_channels, stride=(2, 2), **common)}
         for i in range(1, stack_size + 1):
-            unit = ShuffleUnit_v2(out_channels, out_channels, **common)
-            setattr(self, f"shuffleunit{i}", unit)
-            self.units.append(unit)
+            units[f"shuffleunit{i}"] = ShuffleUnit_v2(out_channels, out_channels, **common)
+        self.units = units
 
 
-class model_ShuffleNet_v2(ZooModule):
+class model_ShuffleNet_v2(Module):
     """ShuffleNet V2 backbone: conv1 (3x3 stride 2) + bn1, 3x3 stride-2 max pooling, stages
     2, 3, 4, then conv5 (1x1) + bn5.
 
@@ -152,20 +154,19 @@ class model_ShuffleNet_v2(ZooModule):
         self.activation = activation
         self.conv1 = Conv2D(in_channels, stage_channels[0], kernel_size=(3, 3), stride=(2, 2), pad="same")
         self.bn1 = None if batchnorm_mode == 0 else BatchNorm(input_shape=(None, stage_channels[0], None, None))
-        self.stages = []
-        for i in range(3):
-            stage = ShuffleUnit_v2_Stack(
+        self.stages = {
+            f"stage{i + 2}": ShuffleUnit_v2_Stack(
                 stage_channels[i], stage_channels[i + 1], batchnorm_mode=batchnorm_mode, activation=activation, stack_size=stack_size[i]
             )
-            setattr(self, f"stage{i + 2}", stage)
-            self.stages.append(stage)
+            for i in range(3)
+        }
         self.conv5 = Conv2D(stage_channels[3], stage_channels[4], kernel_size=(1, 1))
         self.bn5 = None if batchnorm_mode == 0 else BatchNorm(input_shape=(None, stage_channels[4], None, None))
 
     def _build(self, x, train):
         x = self.activation(apply_bn(self.bn1, self.conv1.forward(x), train))
         x = pool_2d(x, ws=(3, 3), stride=(2, 2), pad=(1, 1), mode="max")
-        for stage in self.stages:
+        for stage in self.stages.values():
             x = stage.forward(x) if train else stage.predict(x)
         return self.activation(apply_bn(self.bn5, self.conv5.forward(x), train))
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dandelion.activation import relu, softmax
 from dandelion.model._checks import check_positive_int
-from dandelion.model._naming import ZooModule
 from dandelion.model.resnet import apply_bn
 from dandelion.model.shufflenet import model_ShuffleNet
-from dandelion.module import BatchNorm, Conv2D, ConvTransposed2D
+from dandelion.module import BatchNorm, Conv2D, ConvTransposed2D, Module
 
 
 class ShuffleNet(model_ShuffleNet):
@@ -34,7 +33,7 @@ class ShuffleNet(model_ShuffleNet):
         return self.encode(x, False)[2]
 
 
-class model_ShuffleSeg(ZooModule):
+class model_ShuffleSeg(Module):
     """Semantic segmentation with a ShuffleNet encoder and a skip-connection decoder.
 
     Decoder: stage-4 scores upsampled x2 (convT1, bn1) plus 1x1 scores of stage 3 (conv1,

@@ -7,12 +7,11 @@ import pytensor.tensor as pt
 from dandelion.activation import relu, softmax
 from dandelion.functional import align_crop, pool_2d
 from dandelion.model._checks import check_positive_int
-from dandelion.model._naming import ZooModule
 from dandelion.model.resnet import apply_bn
-from dandelion.module import BatchNorm, Conv2D, ConvTransposed2D
+from dandelion.module import BatchNorm, Conv2D, ConvTransposed2D, Module
 
 
-class model_Unet(ZooModule):
+class model_Unet(Module):
     """U-Net: four contracting levels (two convolutions each, then 2x2 max pooling), two
     encoding convolutions, four expanding levels (2x2 stride-2 transposed convolution,
     concatenation with the contracting level's output, two convolutions), a 1x1 output

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dandelion.activation import relu, softmax
 from dandelion.functional import pool_2d
 from dandelion.model._checks import check_positive_int
-from dandelion.model._naming import ZooModule
-from dandelion.module import Conv2D, Dense, Dropout
+from dandelion.module import Conv2D, Dense, Dropout, Module
 
 # (block, number of convolutions, output channels): configuration D of the paper.
 VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
@@ -35,7 +34,7 @@ def vgg16_convolutions(module, channel, kernel_size, border_mode, flip_filters, 
     return blocks
 
 
-class model_VGG16(ZooModule):
+class model_VGG16(Module):
     """VGG-16 image classifier: 13 3x3 convolutions in 5 blocks, each block max-pooled, then
     fully connected layers of 4096, 4096 and ``Nclass`` units.
 

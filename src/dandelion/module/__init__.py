@@ -1,7 +1,7 @@
 """Network modules: ``forward`` builds the training graph, ``predict`` the inference graph."""
 
 from dandelion.module.attention import MultiHeadAttention
-from dandelion.module.base import Module
+from dandelion.module.base import Module, ModuleDict, ModuleList
 from dandelion.module.batchnorm import BatchNorm
 from dandelion.module.bidirectional import Bidirectional
 from dandelion.module.center import Center
@@ -16,8 +16,9 @@ from dandelion.module.layernorm import LayerNorm, RMSNorm
 from dandelion.module.positional import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding
 from dandelion.module.recurrent import GRU, LSTM, LSTM2D, GRUCell, LSTMCell
 from dandelion.module.sequential import Sequential
+from dandelion.module.substitution import functional_call
 from dandelion.module.transformer import TransformerEncoderLayer
 
-__all__ = ["Module", "Dense", "Dropout", "Embedding", "Sequential", "LSTM", "GRU", "LSTMCell", "GRUCell", "LSTM2D", "BatchNorm", "GroupNorm", "Center", "ChainCRF", "Conv2D", "ConvTransposed2D"]
+__all__ = ["Module", "ModuleList", "ModuleDict", "functional_call", "Dense", "Dropout", "Embedding", "Sequential", "LSTM", "GRU", "LSTMCell", "GRUCell", "LSTM2D", "BatchNorm", "GroupNorm", "Center", "ChainCRF", "Conv2D", "ConvTransposed2D"]
 __all__ += ["Bidirectional", "Conv1D", "LayerNorm", "RMSNorm", "MultiHeadAttention", "TransformerEncoderLayer"]
 __all__ += ["LearnedPositionalEmbedding", "SinusoidalPositionalEmbedding"]

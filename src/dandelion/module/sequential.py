@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dandelion.activation import linear
-from dandelion.module.base import Module
+from dandelion.module.base import Module, ModuleList
 
 
 class Sequential(Module):
@@ -13,6 +13,7 @@ class Sequential(Module):
     ----------
     module_list : list of Module
         Fresh modules: one that already belongs to another module is refused. They are
+        held in the ``ModuleList`` ``submodule`` (path names ``submodule.0``, ...) and
         named ``submodule_0``, ``submodule_1``, ... unless they have names.
     activation : callable or list of callables (one per module)
     """
@@ -31,9 +32,12 @@ class Sequential(Module):
         for index, module in enumerate(module_list):
             if not isinstance(module, Module):
                 raise TypeError(f"Sequential: module_list[{index}] must be a Module, got {type(module).__name__}")
-            setattr(self, f"submodule_{index}", module)
-        self.module_list = module_list
+        self.submodule = ModuleList(module_list)
         self.activations = activations
+
+    @property
+    def module_list(self):
+        return list(self.submodule)
 
     def forward(self, x):
         for module, activation in zip(self.module_list, self.activations):

@@ -16,6 +16,7 @@ import pytensor
 from dandelion.config import floatx
 
 _TAG = "dandelion_optimizer_state"
+_OF_PARAM = "dandelion_state_of"  # (optimizer, slot, parameter): lets a checkpoint name it by the parameter's path
 
 
 def _tagged(variable):
@@ -36,7 +37,18 @@ def zeros_like_param(optimizer, slot, param, index):
         name=f"{optimizer}.{slot}@{param_label(param, index)}",
         shape=param.type.shape,
     )
+    setattr(variable.tag, _OF_PARAM, (optimizer, slot, param))
     return _tagged(variable)
+
+
+def state_label(variable, param_names):
+    """The state variable's name with its parameter's name taken from ``param_names``
+    ({id(param): name}, e.g. path names); its own name when its parameter is not there."""
+    of = getattr(variable.tag, _OF_PARAM, None)
+    if of is None or id(of[2]) not in param_names:
+        return variable.name
+    optimizer, slot, param = of
+    return f"{optimizer}.{slot}@{param_names[id(param)]}"
 
 
 def step_counter(optimizer):
@@ -48,7 +60,7 @@ def is_optimizer_state(variable):
     return bool(getattr(variable.tag, _TAG, False))
 
 
-def optimizer_state(updates):
+def optimizer_state(updates, param_names=None):
     """``OrderedDict`` {name: shared variable} of the optimizer state in ``updates``.
 
     Parameters
@@ -56,6 +68,9 @@ def optimizer_state(updates):
     updates : dict
         Updates returned by an optimizer of ``dandelion.update`` (possibly merged with
         other updates, such as ``Module.collect_self_updates()``).
+    param_names : dict, optional
+        {id(parameter): name} to name each state after its parameter (checkpoints pass
+        the model's path names, so that states of same-named parameters never collide).
 
     Raises
     ------
@@ -67,10 +82,11 @@ def optimizer_state(updates):
     for variable in updates:
         if not is_optimizer_state(variable):
             continue
-        if variable.name in state and state[variable.name] is not variable:
+        name = variable.name if param_names is None else state_label(variable, param_names)
+        if name in state and state[name] is not variable:
             raise ValueError(
-                f"optimizer_state: two optimizer state variables are named {variable.name!r}; "
+                f"optimizer_state: two optimizer state variables are named {name!r}; "
                 "give one of them another name before saving"
             )
-        state[variable.name] = variable
+        state[name] = variable
     return state

@@ -39,41 +39,44 @@ class CheckpointError(ValueError):
 
 
 # ----------------------------------------------------------------------- gathering
-def _optimizer_variables(updates_or_optimizer_state):
-    """{name: shared variable} from optimizer updates or an ``optimizer_state`` mapping."""
+def _optimizer_variables(updates_or_optimizer_state, module=None):
+    """{name: shared variable} from optimizer updates or an ``optimizer_state`` mapping.
+
+    With the model at hand, a state is named after its parameter's path name
+    (``adam.m@block1.fc.W``), which is unique whatever the Theano-era names.
+    """
     if updates_or_optimizer_state is None:
         return OrderedDict()
     items = dict(updates_or_optimizer_state)
-    if all(isinstance(key, str) for key in items):
+    named = all(isinstance(key, str) for key in items)
+    if named and module is None:
         return OrderedDict(items)
     # Local import: the update package knows nothing of util, util may know of update.
     from dandelion.update.state import optimizer_state
 
-    return optimizer_state(items)
+    param_names = None if module is None else {id(v): path for path, v in module.named_params()}
+    return optimizer_state(list(items.values()) if named else items, param_names)
 
 
 def _random_state_variables(module):
-    """{name: shared variable} of a module tree's random-number states (dropout step
-    counters), own first then sub-modules."""
-    found = OrderedDict()
+    """[(path name, shared variable)] of a module tree's random-number states (dropout
+    step counters), in tree order."""
     if module is None:
-        return found
-    pending = [module]
-    while pending:
-        current = pending.pop(0)
-        for variable in getattr(current, "random_states", ()):
-            name = variable.name or f"rng{len(found)}"
-            if name in found and found[name] is not variable:
-                raise ValueError(
-                    f"checkpoint: two random-number states are named {name!r}; give the modules distinct names"
-                )
-            found[name] = variable
-        pending.extend(getattr(current, "sub_modules", {}).values())
-    return found
+        return []
+    randoms = {id(v) for _, m in module.named_modules() for v in m.random_states}
+    return [(path, v) for path, v in module.named_variables() if id(v) in randoms]
+
+
+def _by_saved_name(module, saved, variables):
+    """{path name: value} of ``saved`` ({name: value}, path or Theano-era names, as older
+    checkpoints have) and the saved names that match no variable."""
+    resolved = module.resolve_names(list(saved), variables)
+    matched = OrderedDict((resolved[n][0], value) for n, value in saved.items() if n in resolved)
+    return matched, [n for n in saved if n not in resolved]
 
 
 def _module_weights(module):
-    return [] if module is None else [(str(name), np.asarray(value)) for value, name in module.get_weights()]
+    return [] if module is None else [(path, np.asarray(v.get_value())) for path, v in module.named_weights()]
 
 
 # --------------------------------------------------------------------- JSON + arrays
@@ -140,22 +143,15 @@ def save_checkpoint(path, module=None, updates_or_optimizer_state=None, user_dat
     """
     arrays = OrderedDict()
     metadata = {"format": FORMAT, "version": VERSION, "model": [], "optimizer": [], "random_states": []}
-    weights = _module_weights(module)
-    names = [name for name, _ in weights]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ValueError(
-            f"save_checkpoint: several model variables are named {repeated}; give the modules distinct names"
-        )
-    for index, (name, value) in enumerate(weights):
+    for index, (name, value) in enumerate(_module_weights(module)):
         key = f"model/{index}"
         arrays[key] = value
         metadata["model"].append({"name": name, "key": key})
-    for index, (name, variable) in enumerate(_optimizer_variables(updates_or_optimizer_state).items()):
+    for index, (name, variable) in enumerate(_optimizer_variables(updates_or_optimizer_state, module).items()):
         key = f"optimizer/{index}"
         arrays[key] = np.asarray(variable.get_value())
         metadata["optimizer"].append({"name": name, "key": key})
-    for index, (name, variable) in enumerate(_random_state_variables(module).items()):
+    for index, (name, variable) in enumerate(_random_state_variables(module)):
         key = f"random/{index}"
         arrays[key] = np.asarray(variable.get_value())
         metadata["random_states"].append({"name": name, "key": key})
@@ -300,35 +296,37 @@ def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatche
         raise ValueError(f"load_checkpoint: unmatched must be one of {_POLICIES}, got {unmatched!r}")
     content = read_checkpoint(path)
 
-    weights = OrderedDict()
-    if module is not None:
-        for value, name in module.get_weights():
-            if name in weights:
-                raise ValueError(f"load_checkpoint: two model variables are named {name!r}; rename a module")
-            weights[name] = (np.shape(value), name)
     saved_model = OrderedDict()
     for name, array in content["model"]:
         if name in saved_model:
             raise CheckpointError(f"load_checkpoint: {os.fspath(path)!r} holds two weights named {name!r}")
         saved_model[name] = array
     problems = []
-    model_pairs, found = _compare("model weights", saved_model if module is not None else {}, weights)
-    problems += found
+    model_pairs = []
+    if module is not None:
+        named = module.named_weights()
+        weights = OrderedDict((p, (v.get_value(borrow=True).shape, p)) for p, v in named)
+        matched, strays = _by_saved_name(module, saved_model, named)
+        model_pairs, found = _compare("model weights", {**matched, **{n: saved_model[n] for n in strays}}, weights)
+        problems += found
 
     optimizer_pairs = []
     if updates_or_optimizer_state is not None:
-        variables = _optimizer_variables(updates_or_optimizer_state)
+        variables = _optimizer_variables(updates_or_optimizer_state, module)
         current = OrderedDict((name, (v.get_value(borrow=True).shape, v)) for name, v in variables.items())
-        optimizer_pairs, found = _compare("optimizer state", content["optimizer"], current)
+        # Checkpoints written before path names named states after Theano-era names.
+        aliases = {v.name: name for name, v in variables.items() if v.name not in variables}
+        saved = OrderedDict((aliases.get(n, n), a) for n, a in content["optimizer"].items())
+        optimizer_pairs, found = _compare("optimizer state", saved, current)
         problems += found
 
     random_pairs = []
     if module is not None:
-        current = OrderedDict(
-            (name, (variable.get_value(borrow=True).shape, variable))
-            for name, variable in _random_state_variables(module).items()
-        )
-        random_pairs, found = _compare("random-number states", content["random_states"], current)
+        randoms = _random_state_variables(module)
+        current = OrderedDict((p, (v.get_value(borrow=True).shape, v)) for p, v in randoms)
+        matched, strays = _by_saved_name(module, content["random_states"], randoms)
+        saved = {**matched, **{n: content["random_states"][n] for n in strays}}
+        random_pairs, found = _compare("random-number states", saved, current)
         problems += found
 
     if problems:
