@@ -129,8 +129,8 @@ def test_attention_dropout_only_in_forward():
 
 
 def test_multi_head_attention_parameters_are_named():
-    names = [p.name for p in MultiHeadAttention(8, 2, key_dim=6, name="mha").collect_params()]
-    assert names == [f"{w}@Dense|{proj}" for proj in ("q_proj", "k_proj", "v_proj", "out_proj") for w in ("W", "b")]
+    paths = [path for path, _ in MultiHeadAttention(8, 2, key_dim=6, name="mha").named_params()]
+    assert paths == [f"{proj}.{w}" for proj in ("q_proj", "k_proj", "v_proj", "out_proj") for w in ("W", "b")]
     assert MultiHeadAttention(8, 2).k_proj.W.get_value().shape == (8, 8)
     assert MultiHeadAttention(8, 2, key_dim=6, bias=False).k_proj.W.get_value().shape == (6, 8)
 

@@ -8,7 +8,7 @@ import pytensor.tensor as pt
 import pytest
 
 from dandelion.functional import sinusoidal_position_encoding
-from dandelion.module import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding, TransformerEncoderLayer
+from dandelion.module import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding, TransformerEncoder, TransformerEncoderLayer
 from tests import attention_reference as ref
 from tests.helpers import PY_MODE, assert_close, compile_fn, verify_grad
 
@@ -113,3 +113,21 @@ def test_bad_encoder_and_position_arguments_are_named():
         LearnedPositionalEmbedding(7, 8).forward(x)
     with pytest.raises(ValueError, match=r"SinusoidalPositionalEmbedding: input axis 2 \(dim\) must be 6, got 8"):
         SinusoidalPositionalEmbedding(6).forward(x)
+
+
+def test_encoder_stack_applies_its_layers_in_order_then_the_final_norm():
+    # One backend: the stack composes layers whose numerics are checked on every backend above.
+    encoder = TransformerEncoder(2, 8, 2, ff_dim=6, dropout_p=0.2, activation="gelu", norm_first=True, seed=4)
+    assert [key for key, _ in encoder.named_modules()][:3] == ["", "layers", "layers.0"]
+    assert len(encoder.collect_params()) == 2 * 16 + 2
+    x = pt.tensor("x", shape=SHAPE, dtype="float32")
+    padding = np.array([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], "float32")
+    data = np.random.default_rng(6).normal(size=SHAPE).astype("float32")
+    out = compile_fn([x], encoder.predict(x, key_padding_mask=padding), "jax")(data)
+    expected = data.astype("float64")
+    keep = padding[:, None, None, :] != 0
+    for layer in encoder.layers:
+        expected = ref.encoder_layer(expected, _layer_weights(layer), 2, "gelu", True, keep)
+    expected = ref.layer_norm(expected, encoder.norm.gamma.get_value(), encoder.norm.beta.get_value())
+    assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    assert TransformerEncoder(1, 8, 2).norm is None  # post-norm layers end normalised

@@ -17,8 +17,8 @@ from dandelion.module.positional import LearnedPositionalEmbedding, SinusoidalPo
 from dandelion.module.recurrent import GRU, LSTM, LSTM2D, GRUCell, LSTMCell
 from dandelion.module.sequential import Sequential
 from dandelion.module.substitution import functional_call
-from dandelion.module.transformer import TransformerEncoderLayer
+from dandelion.module.transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = ["Module", "ModuleList", "ModuleDict", "functional_call", "Dense", "Dropout", "Embedding", "Sequential", "LSTM", "GRU", "LSTMCell", "GRUCell", "LSTM2D", "BatchNorm", "GroupNorm", "Center", "ChainCRF", "Conv2D", "ConvTransposed2D"]
-__all__ += ["Bidirectional", "Conv1D", "LayerNorm", "RMSNorm", "MultiHeadAttention", "TransformerEncoderLayer"]
+__all__ += ["Bidirectional", "Conv1D", "LayerNorm", "RMSNorm", "MultiHeadAttention", "TransformerEncoder", "TransformerEncoderLayer"]
 __all__ += ["LearnedPositionalEmbedding", "SinusoidalPositionalEmbedding"]

@@ -105,3 +105,61 @@ class TransformerEncoderLayer(Module):
     def predict(self, x, mask=None, key_padding_mask=None, causal=False):
         """``forward`` without dropout."""
         return self._run(x, mask, key_padding_mask, causal, train=False)
+
+
+class TransformerEncoder(Module):
+    """A stack of ``num_layers`` ``TransformerEncoderLayer`` s, optionally a final LayerNorm.
+
+    Parameters
+    ----------
+    num_layers : int
+    model_dim, num_heads, ff_dim, dropout_p, activation, norm_first, eps
+        Passed to every layer.
+    final_norm : bool, optional
+        A LayerNorm after the last layer; default ``norm_first`` (pre-norm stacks leave
+        their residual stream unnormalised otherwise).
+    seed : int, optional
+        Layer i's dropout streams are seeded from ``seed + 2 i``.
+
+    Sub-modules: ``layers`` (a list: ``layers.0``, ``layers.1``, ...) and ``norm``.
+
+    ``forward(x, mask=None, key_padding_mask=None, causal=False)``: (B, T, model_dim) ->
+    (B, T, model_dim); the masks go to every layer.
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> from dandelion.module import TransformerEncoder
+    >>> encoder = TransformerEncoder(2, model_dim=16, num_heads=4, norm_first=True)
+    >>> encoder.forward(pt.tensor("x", shape=(2, 7, 16))).type.shape
+    (2, 7, 16)
+    """
+
+    def __init__(
+        self, num_layers, model_dim, num_heads, ff_dim=None, dropout_p=0.1, activation="relu", norm_first=False, eps=1e-5,
+        final_norm=None, seed=None, name=None,
+    ):
+        super().__init__(name=name)
+        if not isinstance(num_layers, numbers.Integral) or num_layers < 1:
+            raise ValueError(f"TransformerEncoder: num_layers must be a positive int, got {num_layers!r}")
+        self.layers = [
+            TransformerEncoderLayer(
+                model_dim, num_heads, ff_dim, dropout_p, activation, norm_first, eps, seed=None if seed is None else seed + 2 * i
+            )
+            for i in range(num_layers)
+        ]
+        self.norm = LayerNorm(model_dim, eps=eps) if (norm_first if final_norm is None else final_norm) else None
+
+    def _run(self, x, train, **masks):
+        for layer in self.layers:
+            x = layer.forward(x, **masks) if train else layer.predict(x, **masks)
+        if self.norm is not None:
+            x = self.norm.forward(x)
+        return x
+
+    def forward(self, x, mask=None, key_padding_mask=None, causal=False):
+        return self._run(x, True, mask=mask, key_padding_mask=key_padding_mask, causal=causal)
+
+    def predict(self, x, mask=None, key_padding_mask=None, causal=False):
+        """``forward`` without dropout."""
+        return self._run(x, False, mask=mask, key_padding_mask=key_padding_mask, causal=causal)
