@@ -47,6 +47,7 @@ def main(argv=None):
     parser.add_argument("--timeout", type=int, default=900)
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling runs")
     parser.add_argument("--only-scaling", action="store_true", help="run only the scaling runs")
+    parser.add_argument("--no-distributed", action="store_true", help="skip the 1 vs 2 devices/processes runs")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
@@ -93,6 +94,13 @@ def main(argv=None):
                         record(result)
     descriptions = {key: f"({text})" for key, (text, _) in WORKLOADS.items()}
     table = markdown_table(records, environment, peak, descriptions) + "\n" + scaling_table(records)
+    parallel = [w for w in ("W3", "W4") if w in workloads]
+    if parallel and "dandelion-jax" in frameworks and not args.no_distributed:
+        from benchmarks import distributed
+
+        rows = distributed.main(["--workloads", ",".join(parallel), "--warmup", str(args.warmup), "--steps",
+                                 str(args.steps), "--out", str(out / "distributed")])
+        table += "\nData-parallel training (dandelion-jax, one thread per device), samples/s:\n\n" + distributed.table(rows)
     (out / "table.md").write_text(table)
     chart(records, out / "chart.png")
     scaling_chart(records, out / "scaling.png")

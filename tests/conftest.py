@@ -19,6 +19,10 @@ BACKENDS = tuple(
     b.strip() for b in os.environ.get("DANDELION_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",") if b.strip()
 )
 HAS_JAX = importlib.util.find_spec("jax") is not None
+# Backends are compared at float32 tolerances; on NVIDIA GPUs JAX computes float32 matrix
+# products in TF32 (10 mantissa bits) unless told otherwise. Read when JAX is imported,
+# and inherited by the child processes of tests/test_distributed.py.
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
 
 settings.register_profile(
     "dandelion",

@@ -234,3 +234,30 @@ def test_bad_input_is_rejected():
         bn.forward(pt.matrix("x"))
     with pytest.raises(ValueError, match="BatchNorm: input axis 1 must have length 3"):
         bn.predict(pt.tensor("x", shape=(2, 5, 4, 4)))
+
+
+def test_running_statistics_keep_their_last_finite_values_on_a_non_finite_batch(backend):
+    bn = BatchNorm((None, 3), alpha=ALPHA, name="bn")
+    x = pt.tensor("x", shape=(4, 3), dtype="float32")
+    step = compile_fn([x], bn.forward(x), backend, updates=bn.collect_self_updates())
+    rng = np.random.default_rng(5)
+    first = rng.normal(size=(4, 3)).astype("float32")
+    step(first)
+    mean, inv_std = np.array(bn.mean.get_value()), np.array(bn.inv_std.get_value())  # JAX arrays are read-only
+    bad = rng.normal(size=(4, 3)).astype("float32")
+    bad[1, 0] = np.nan  # channel 0: NaN mean and variance
+    bad[2, 1] = np.inf  # channel 1: infinite mean, NaN variance
+    step(bad)
+    expected_mean = mean.astype("float64").copy()
+    expected_inv_std = inv_std.astype("float64").copy()
+    expected_mean[2] = (1 - ALPHA) * mean[2] + ALPHA * bad[:, 2].mean()  # channel 2 is finite
+    expected_inv_std[2] = (1 - ALPHA) * inv_std[2] + ALPHA / np.sqrt(bad[:, 2].var() + EPS)
+    new_mean, new_inv_std = np.asarray(bn.mean.get_value()), np.asarray(bn.inv_std.get_value())
+    assert np.isfinite(new_mean).all() and np.isfinite(new_inv_std).all()
+    np.testing.assert_array_equal(new_mean[:2], mean[:2])
+    np.testing.assert_array_equal(new_inv_std[:2], inv_std[:2])
+    assert_close(bn.mean.get_value(), expected_mean)
+    assert_close(bn.inv_std.get_value(), expected_inv_std)
+    good = rng.normal(size=(4, 3)).astype("float32")
+    step(good)  # the next finite batch updates every channel again
+    assert_close(bn.mean.get_value(), (1 - ALPHA) * expected_mean + ALPHA * good.mean(0))

@@ -227,6 +227,28 @@ def test_work_mode_dispatch_and_default_predict():
         Module().forward(1)
 
 
+def test_lossy_or_meaningless_casts_are_refused_with_the_weights_name():
+    model = Pair(name="p")
+    weights = model.get_weights()
+    before = [v.copy() for v, _ in weights]
+
+    def with_first(value):
+        return [[value, weights[0][1]]] + weights[1:]
+
+    with pytest.raises(TypeError, match=r"Pair.set_weights: 'scale@Pair\|p' .*complex"):
+        model.set_weights(with_first(np.ones(3, "complex64") * 1j))
+    with pytest.raises(TypeError, match=r"Pair.set_weights: 'scale@Pair\|p' has dtype <U1"):
+        model.set_weights(with_first(np.array(["a", "b", "c"])))
+    rounded = np.full(3, 0.1, "float64")  # not a float32 value
+    with pytest.raises(TypeError, match=r"Pair.set_weights_by_name: 'scale' has dtype float64 with values that .* float32 cannot hold exactly"):
+        model.set_weights_by_name([[rounded, "scale@Pair|p"]], unmatched="ignore")
+    for (a, _), b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)  # nothing was changed
+    model.set_weights(with_first(np.full(3, 0.5, "float64")))  # exact in float32: fine
+    model.set_weights(with_first(rounded), allow_downcast=True)
+    np.testing.assert_array_equal(model.scale.get_value(), np.float32(0.1))
+
+
 def test_duplicate_variable_names_are_refused_by_name_loading():
     module = Module(name="m")
     module.a = module.register_param(np.zeros(2), name="same")

@@ -82,8 +82,8 @@ def r_adamax(s, p, g, lr, b1, b2, eps):
     return p - lr / (1 - b1 ** s["t"]) * s["m"] / (s["u"] + eps)
 
 
-def nan_to_zero(rule):
-    return lambda s, p, g, **h: rule(s, p, np.where(np.isnan(g), 0, g), **h)
+def nonfinite_to_zero(rule):
+    return lambda s, p, g, **h: rule(s, p, np.where(np.isfinite(g), g, 0), **h)
 
 
 # (name, build(grads, params), reference, uses NaN gradients)
@@ -98,9 +98,15 @@ CASES = [
     ("adadelta", lambda g, p: update.adadelta(g, p, 1.0, 0.9, 1e-6), Ref(r_adadelta, lr=1.0, rho=0.9, eps=1e-6), False),
     ("adam", lambda g, p: update.adam(g, p, 0.01), Ref(r_adam, lr=0.01, b1=0.9, b2=0.999, eps=1e-8), False),
     ("adamax", lambda g, p: update.adamax(g, p, 0.02, 0.8, 0.9), Ref(r_adamax, lr=0.02, b1=0.8, b2=0.9, eps=1e-8), False),
-    ("sgd_nan", lambda g, p: update.sgd(g, p, 0.1, clear_nan=True), Ref(nan_to_zero(r_sgd), lr=0.1), True),
-    ("adam_nan", lambda g, p: update.adam(g, p, 0.01, clear_nan=True), Ref(nan_to_zero(r_adam), lr=0.01, b1=0.9, b2=0.999, eps=1e-8), True),
-    ("adadelta_nan", lambda g, p: update.adadelta(g, p, clear_nan=True), Ref(nan_to_zero(r_adadelta), lr=1.0, rho=0.95, eps=1e-6), True),
+    # clear_nan: NaN, +inf and -inf gradient entries become 0 (dandelion.update.guard), on every optimizer
+    ("sgd_nan", lambda g, p: update.sgd(g, p, 0.1, clear_nan=True), Ref(nonfinite_to_zero(r_sgd), lr=0.1), True),
+    ("momentum_nan", lambda g, p: update.momentum(g, p, 0.1, 0.8, clear_nan=True), Ref(nonfinite_to_zero(r_momentum), lr=0.1, mu=0.8), True),
+    ("nesterov_nan", lambda g, p: update.nesterov_momentum(g, p, 0.1, 0.7, clear_nan=True), Ref(nonfinite_to_zero(r_nesterov), lr=0.1, mu=0.7), True),
+    ("adagrad_nan", lambda g, p: update.adagrad(g, p, 0.1, 1e-6, clear_nan=True), Ref(nonfinite_to_zero(r_adagrad), lr=0.1, eps=1e-6), True),
+    ("rmsprop_nan", lambda g, p: update.rmsprop(g, p, 0.01, 0.8, 1e-6, clear_nan=True), Ref(nonfinite_to_zero(r_rmsprop), lr=0.01, rho=0.8, eps=1e-6), True),
+    ("adadelta_nan", lambda g, p: update.adadelta(g, p, clear_nan=True), Ref(nonfinite_to_zero(r_adadelta), lr=1.0, rho=0.95, eps=1e-6), True),
+    ("adam_nan", lambda g, p: update.adam(g, p, 0.01, clear_nan=True), Ref(nonfinite_to_zero(r_adam), lr=0.01, b1=0.9, b2=0.999, eps=1e-8), True),
+    ("adamax_nan", lambda g, p: update.adamax(g, p, 0.02, 0.8, 0.9, clear_nan=True), Ref(nonfinite_to_zero(r_adamax), lr=0.02, b1=0.8, b2=0.9, eps=1e-8), True),
 ]  # fmt: skip
 
 
@@ -122,7 +128,9 @@ def test_each_optimizer_follows_its_update_rule_over_several_steps(backend):
     rules = {name: Ref(ref.rule, **ref.hyper) for name, _, ref, _ in CASES}  # fresh state per backend
     for _ in range(4):
         grads = [rng.standard_normal(s).astype("float32") for s in SHAPES]
-        nan_grads = [np.where(rng.random(s) < 0.3, np.nan, g).astype("float32") for s, g in zip(SHAPES, grads)]
+        # about 30% of the entries NaN, +inf or -inf
+        bad = [rng.choice(np.array([np.nan, np.inf, -np.inf], "float32"), size=s) for s in SHAPES]
+        nan_grads = [np.where(rng.random(s) < 0.3, b, g).astype("float32") for s, g, b in zip(SHAPES, grads, bad)]
         step(*grads, *nan_grads)
         for name, _, _, uses_nan in CASES:
             refs[name] = rules[name].step(refs[name], [g.astype("float64") for g in (nan_grads if uses_nan else grads)])
@@ -130,6 +138,7 @@ def test_each_optimizer_follows_its_update_rule_over_several_steps(backend):
         for param, expected in zip(params[name], refs[name]):
             value = param.get_value()
             assert value.dtype == np.float32, name
+            assert np.isfinite(value).all(), name
             assert_close(value, expected, rtol=2e-4, atol=2e-5, err_msg=name)
 
 

@@ -92,6 +92,80 @@ def compile_without_implicit_updates(inputs, outputs, updates, mode, **kwargs):
 
 
 # --------------------------------------------------------------------------------------
+# Shared storage that a failing call overwrote.
+#
+# ``pytensor.function`` marks every shared variable with an update as mutable, so the
+# inplace rewrites may compute the update *into the variable's own buffer* (BatchNorm's
+# ``(1 - a) * mean + a * batch_mean``, Adam's moments, the step counters). The VM runs
+# such a node as soon as its inputs are ready, possibly before a later node raises
+# (x and y of different batch sizes): on C the nodes before the failure in toposort
+# order, on Numba (one compiled function, another order) others. PyTensor hands a
+# non-inplace update to its variable only after the whole graph has run, so the
+# variables that an inplace node destroys are the only ones a failed call can change.
+# JAX never writes into its inputs (no destroy handler on its graphs).
+
+
+def destroyed_update_containers(function):
+    """``[(container, destroyer node)]`` of the shared variables ``function`` overwrites in place.
+
+    Parameters
+    ----------
+    function : a compiled ``pytensor`` ``Function``
+
+    Returns
+    -------
+    list of ``(Container, Apply)``: each input with an update that a node of the compiled
+    graph destroys (directly or through a view), and that node. Both PyTensor lines keep
+    ``fgraph.update_mapping`` (output index -> input index), the destroy handler's
+    ``destroyers`` and one input container per fgraph input, in order.
+    """
+    fgraph = function.maker.fgraph
+    mapping = getattr(fgraph, "update_mapping", None) or {}
+    if not mapping or not hasattr(fgraph, "destroyers"):
+        return []
+    found = []
+    for index in sorted(set(mapping.values())):
+        destroyers = fgraph.destroyers(fgraph.inputs[index])
+        if destroyers:
+            found.append((function.input_storage[index], destroyers[0]))
+    return found
+
+
+def static_shape_op_types():
+    """Op classes that cannot raise at run time once every input and output shape is static.
+
+    Elementwise maps, dimension shuffles, reductions and the dense products: their shape
+    checks already ran when the graph was built, and their float arithmetic does not
+    raise (out of memory aside).
+    """
+    from pytensor.tensor import blas
+    from pytensor.tensor.elemwise import CAReduce, DimShuffle, Elemwise
+    from pytensor.tensor.math import Dot
+
+    names = ("Dot22", "Dot22Scalar", "Gemm", "Gemv", "Ger")
+    return (Elemwise, DimShuffle, CAReduce, Dot) + tuple(getattr(blas, n) for n in names if hasattr(blas, n))
+
+
+def execution_order(function):
+    """The compiled graph's nodes in the order its linker runs them, or None if unknown.
+
+    The C VM and the Numba linker run ``linker.schedule(fgraph)`` (the toposort unless a
+    scheduler was given) from start to end; lazy nodes (``IfElse``) make a VM skip and
+    reorder, so there the order is unknown.
+    """
+    from pytensor.ifelse import IfElse
+
+    fgraph = function.maker.fgraph
+    linker = getattr(function.maker, "linker", None)
+    if linker is None or not hasattr(linker, "schedule"):
+        return None
+    order = linker.schedule(fgraph)
+    if any(isinstance(node.op, IfElse) for node in order):
+        return None
+    return order
+
+
+# --------------------------------------------------------------------------------------
 # JAX reductions in the output dtype.
 #
 # PyTensor's JAX dispatch of ``CAReduce`` (3.0 and 3.3) casts a reduction's result to
@@ -144,9 +218,29 @@ class _AfterJaxDispatchImport:
         def exec_then_fix(module):
             exec_module(module)
             _register_jax_reduce_output_dtype()
+            while _AFTER_JAX_DISPATCH:
+                _AFTER_JAX_DISPATCH.pop(0)()
 
         spec.loader.exec_module = exec_then_fix
         return spec
+
+
+_AFTER_JAX_DISPATCH = []
+
+
+def after_jax_dispatch_import(callback) -> None:
+    """Run ``callback`` once PyTensor's JAX dispatch is imported (now, if it already is).
+
+    For registering dandelion's JAX kernels without importing JAX with dandelion: the
+    JAX backend imports the dispatch module before it converts a graph.
+    """
+    import sys
+
+    if _JAX_DISPATCH_MODULE in sys.modules:
+        callback()
+    else:
+        _AFTER_JAX_DISPATCH.append(callback)
+        install_jax_reduce_output_dtype_fix()
 
 
 def install_jax_reduce_output_dtype_fix():

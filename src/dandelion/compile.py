@@ -13,6 +13,7 @@ from pytensor.graph.traversal import apply_ancestors, graph_inputs
 from pytensor.scan.op import Scan
 
 from dandelion._compat import compile_without_implicit_updates, read_default_update
+from dandelion.rollback import with_rollback
 
 BACKEND_ENV_VAR = "DANDELION_BACKEND"
 
@@ -107,6 +108,17 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
         implicit updates of shared variables in the graph, as
         Theano's ``default_update`` (dropout generator states, a user's own). ``True`` applies only ``updates``.
 
+    Notes
+    -----
+    A call that raises leaves every shared variable exactly as it was. PyTensor's
+    inplace rewrites compute some updates into the variable's own buffer before the
+    rest of the graph has run; those that a node running later could still fail after
+    are copied before each call (into buffers kept between calls) and copied back when
+    the call raises (``dandelion.rollback``; out-of-memory errors in the update nodes
+    themselves aside). The result is then a ``RollbackFunction`` that forwards every
+    attribute to the PyTensor ``Function`` (its ``function``); when nothing needs a
+    copy, the PyTensor ``Function`` itself.
+
     Examples
     --------
     >>> import pytensor.tensor as pt
@@ -126,7 +138,10 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
         # scan out of the loop with T-step and k-step operands when the scan carries
         # more than one state and a mask (a shape error at run time); keep them inside.
         resolved = resolved.excluding("scan_pushout_add")
-    return compile_without_implicit_updates(inputs, outputs, explicit or None, resolved, **kwargs)
+    compiled = compile_without_implicit_updates(inputs, outputs, explicit or None, resolved, **kwargs)
+    # A call that raises (x and y of different batch sizes) must leave every shared
+    # variable as it was, including those an inplace node had already overwritten.
+    return with_rollback(compiled)
 
 
 def _has_truncated_scan(variables):

@@ -56,6 +56,29 @@ def moments(x, axes, eps):
     return mean, inv_std
 
 
+def running_average(running, batch, alpha):
+    """``(1 - alpha) * running + alpha * batch`` where ``batch`` is finite, ``running`` elsewhere.
+
+    A NaN or infinite batch statistic (a NaN or overflowing batch) would otherwise
+    stay in the running statistics for good; each entry keeps its last finite value
+    instead, and the next finite batch updates it as usual.
+
+    Parameters
+    ----------
+    running : tensor, the running statistic (any shape)
+    batch : tensor broadcastable to ``running``, this batch's statistic
+    alpha : float or scalar tensor, the moving-average coefficient
+
+    Returns
+    -------
+    tensor of ``running``'s shape and dtype
+    """
+    running = pt.as_tensor_variable(running)
+    batch = pt.as_tensor_variable(batch)
+    updated = ((1 - alpha) * running + alpha * batch).astype(running.dtype)
+    return pt.switch(pt.isfinite(batch), updated, running)
+
+
 def _affine(x, mean, inv_std, gamma, beta):
     """``(x - mean) * inv_std * gamma + beta``, skipping the factors that are None."""
     out = x if mean is None else x - mean

@@ -25,6 +25,7 @@ import numpy as np
 from pytensor.compile.sharedvalue import SharedVariable
 
 from dandelion.self_update import pending_update
+from dandelion.util.casting import checked_cast
 from dandelion.util.graph import create_param
 
 WORK_MODES = ("train", "inference")
@@ -363,21 +364,27 @@ class Module:
         # np.asarray: after a JAX-compiled update the stored value is an immutable JAX array.
         return [[np.asarray(v.get_value()), v.name] for _, v in self.named_weights()]
 
-    def _check_value(self, variable, value, label=None):
-        value = np.asarray(value)
+    def _check_value(self, variable, value, where, allow_downcast, label=None):
+        label = label or variable.name
+        value = checked_cast(value, variable.dtype, label, f"{type(self).__name__}.{where}", allow_downcast)
         expected = variable.get_value(borrow=True).shape
         if value.shape != expected:
             raise ValueError(
-                f"{type(self).__name__}({self.name!r}): weight for {label or variable.name!r} has shape "
+                f"{type(self).__name__}({self.name!r}): weight for {label!r} has shape "
                 f"{value.shape}, expected {expected}; nothing was changed"
             )
-        return value.astype(variable.dtype)
+        return value
 
-    def set_weights(self, module_weights, check_name="ignore"):
+    def set_weights(self, module_weights, check_name="ignore", allow_downcast=False):
         """Set weights in ``get_weights()`` order. Validates all, then assigns all.
 
         check_name : {'ignore', 'warn', 'raise'} what to do when a saved name is neither
         the variable's Theano-era name nor its path name.
+        allow_downcast : bool
+            Values are cast to a variable's dtype only when the cast is safe or keeps
+            every value exactly (a ``TypeError`` names the weight otherwise: 0.75 into
+            int32, complex into float, text); ``True`` also accepts float64 values that
+            float32 rounds.
         """
         _check_policy(f"{type(self).__name__}.set_weights", "check_name", check_name)
         named = self.named_weights()
@@ -390,7 +397,7 @@ class Module:
         for (path, variable), (value, name) in zip(named, module_weights):
             if name not in (variable.name, path):
                 _apply_policy(check_name, f"{type(self).__name__}.set_weights: saved name {name!r} differs from variable {variable.name!r}")
-            values.append(self._check_value(variable, value))
+            values.append(self._check_value(variable, value, "set_weights", allow_downcast))
         for (_, variable), value in zip(named, values):
             variable.set_value(value)
 
@@ -420,13 +427,15 @@ class Module:
                 resolved[name] = by_old[name][0]
         return resolved
 
-    def set_weights_by_name(self, module_weights, unmatched="raise", name_map=None):
+    def set_weights_by_name(self, module_weights, unmatched="raise", name_map=None, allow_downcast=False):
         """Set weights by matching saved names to the variables' path or Theano-era names.
 
         unmatched : {'ignore', 'warn', 'raise'} for saved weights with no variable and
             variables with no saved weight (checked before anything is assigned).
         name_map : dict, optional
             {saved name: variable name}, for weights saved under other names.
+        allow_downcast : bool
+            As in ``set_weights``.
         """
         _check_policy(f"{type(self).__name__}.set_weights_by_name", "unmatched", unmatched)
         name_map = dict(name_map or {})
@@ -439,7 +448,7 @@ class Module:
                 unused.append(saved_name)
                 continue
             path, variable = resolved[target]
-            assignments.append((variable, self._check_value(variable, value, path)))
+            assignments.append((variable, self._check_value(variable, value, "set_weights_by_name", allow_downcast, path)))
         assigned = {id(v) for v, _ in assignments}
         missing = [variable.name for _, variable in named if id(variable) not in assigned]
         if unused or missing:

@@ -10,7 +10,7 @@ from pytensor.tensor.basic import get_underlying_scalar_constant_value
 from pytensor.tensor.exceptions import NotScalarConstantError
 
 from dandelion import initialization as init
-from dandelion.functional.normalization import NORMALIZE_MODES, moments, normalize_over
+from dandelion.functional.normalization import NORMALIZE_MODES, moments, normalize_over, running_average
 from dandelion.module.base import Module
 from dandelion.module.checks import check_option
 from dandelion.self_update import set_update
@@ -67,7 +67,8 @@ class BatchNorm(Module):
     alpha : float
         Moving-average coefficient of the running statistics:
         ``mean <- (1 - alpha) * mean + alpha * batch_mean`` and
-        ``inv_std <- (1 - alpha) * inv_std + alpha * batch_inv_std``.
+        ``inv_std <- (1 - alpha) * inv_std + alpha * batch_inv_std``; an entry whose
+        batch statistic is NaN or infinite keeps its last finite value.
     beta, gamma : initializer, array, shared variable or None
         Trainable shift and scale; None disables one.
     mean, inv_std : initializer, array, shared variable or None
@@ -170,10 +171,11 @@ class BatchNorm(Module):
         input = self._check_input(input)
         batch_mean, batch_inv_std = moments(input, self.axes, self.eps)
         alpha = self.alpha
+        # running_average keeps the last finite values where a batch statistic is not finite
         if self.mean is not None:
-            set_update(self.mean, ((1 - alpha) * self.mean + alpha * batch_mean).astype(self.mean.dtype))
+            set_update(self.mean, running_average(self.mean, batch_mean, alpha))
         if self.inv_std is not None:
-            set_update(self.inv_std, ((1 - alpha) * self.inv_std + alpha * batch_inv_std).astype(self.inv_std.dtype))
+            set_update(self.inv_std, running_average(self.inv_std, batch_inv_std, alpha))
         if use_input_mean:
             mean = None if self.mean is None else batch_mean
             inv_std = None if self.inv_std is None else batch_inv_std

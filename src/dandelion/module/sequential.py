@@ -39,6 +39,15 @@ class Sequential(Module):
     def module_list(self):
         return list(self.submodule)
 
+    def __getattr__(self, key):
+        # The old Sequential held its members as attributes submodule_0, submodule_1, ...
+        prefix, _, index = key.partition("submodule_")
+        if not prefix and index.isdigit() and "submodule" in self.__dict__.get("sub_modules", {}):
+            members = self.__dict__["sub_modules"]["submodule"]
+            if int(index) < len(members):
+                return members[int(index)]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
+
     def forward(self, x):
         for module, activation in zip(self.module_list, self.activations):
             x = activation(module.forward(x))

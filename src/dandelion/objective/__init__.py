@@ -1,5 +1,6 @@
 """Objectives: losses, accuracies and CTC."""
 
+from dandelion._compat import after_jax_dispatch_import
 from dandelion.objective.accuracy import binary_accuracy, categorical_accuracy
 from dandelion.objective.aggregate import aggregate
 from dandelion.objective.crossentropy import (
@@ -13,14 +14,18 @@ from dandelion.objective.ctc_decode import ctc_best_path_decode
 from dandelion.objective.hinge import binary_hinge_loss, multiclass_hinge_loss
 from dandelion.objective.regression import squared_error
 
-# Backend kernels register themselves with PyTensor's dispatchers when imported
-# (the Numba ones live beside their Ops); JAX is optional.
-try:
-    import jax as _jax  # noqa: F401
-except ImportError:  # without JAX the JAX backend is unavailable anyway
-    _jax = None
-if _jax is not None:
-    from dandelion.objective import jax_kernels as _jax_kernels  # noqa: F401
+
+
+# Backend kernels register themselves with PyTensor's dispatchers when imported (the
+# Numba ones live beside their Ops). The JAX ones import JAX, which is optional and
+# which importing dandelion must not do: they register when the JAX backend is first used.
+def _register_jax_kernels():
+    import importlib
+
+    importlib.import_module("dandelion.objective.jax_kernels")
+
+
+after_jax_dispatch_import(_register_jax_kernels)
 
 __all__ = [
     "aggregate",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 
+from dandelion.ops.index_bounds import check_index_bounds
+
 
 def check_option(where, argument, value, allowed):
     if value not in allowed:
@@ -26,11 +28,14 @@ def align_targets(predictions, targets):
     return predictions, targets
 
 
-def class_axis_targets(where, predictions, targets):
+def class_axis_targets(where, predictions, targets, check_bounds=True):
     """Targets as a float tensor of the predictions' shape (classes on the last axis).
 
     Targets with one axis fewer are class indices (integer, or integer-valued floats as
     Theano-era code passed them); targets with the same ndim are one-hot or soft targets.
+    With ``check_bounds`` an index outside ``[0, C)`` raises ``IndexError`` when the
+    graph runs, on every backend (``dandelion.ops.index_bounds``); without it, it would
+    match no class and give that row a loss of 0.
     """
     if targets.ndim == predictions.ndim:
         _check_static_match(where, predictions, targets)
@@ -39,6 +44,14 @@ def class_axis_targets(where, predictions, targets):
         _check_static_match(where, predictions[..., 0], targets)
         indices = targets if targets.dtype.startswith(("int", "uint")) else pt.cast(pt.round(targets), "int64")
         classes = pt.arange(predictions.shape[-1])
+        if check_bounds:
+            count = predictions.type.shape[-1]
+            indices = check_index_bounds(
+                indices,
+                predictions.shape[-1],
+                f"{where}: targets holds a class index outside [0, C) for predictions with "
+                f"C = {'the length of the last axis' if count is None else count} classes",
+            )
         return pt.eq(indices[..., None], classes).astype(predictions.dtype)
     raise ValueError(
         f"{where}: targets must have ndim {predictions.ndim} (one-hot or soft targets) or "

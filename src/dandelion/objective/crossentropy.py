@@ -42,7 +42,7 @@ def binary_crossentropy(predictions, targets):
     return -(targets * pt.log(predictions) + (1 - targets) * pt.log1p(-predictions))
 
 
-def categorical_crossentropy(predictions, targets, eps=1e-7, m=None, class_weight=None):
+def categorical_crossentropy(predictions, targets, eps=1e-7, m=None, class_weight=None, check_bounds=True):
     """Categorical cross-entropy ``-sum_c t_c w_c log(p_c)`` over the last axis.
 
     Parameters
@@ -58,6 +58,11 @@ def categorical_crossentropy(predictions, targets, eps=1e-7, m=None, class_weigh
         is read from ``predictions``, and ``m`` is checked against its static length.
     class_weight : (C,) tensor or array, optional
         Weight of each class.
+    check_bounds : bool
+        Index targets outside ``[0, C)`` raise ``IndexError`` when the compiled graph
+        runs, on every backend (on JAX from a host callback, as a ``JaxRuntimeError``
+        carrying the message). ``False`` skips the check for labels known to be valid;
+        an out-of-range label then silently gets a loss of 0.
 
     Returns
     -------
@@ -76,11 +81,11 @@ def categorical_crossentropy(predictions, targets, eps=1e-7, m=None, class_weigh
         # Constants in the predictions' dtype: a float64 eps would upcast the loss.
         dtype = predictions.dtype
         predictions = pt.clip(predictions, np.asarray(eps, dtype), np.asarray(1.0 - eps, dtype))
-    dense = class_axis_targets(where, predictions, targets)
+    dense = class_axis_targets(where, predictions, targets, check_bounds)
     return -pt.sum(class_weighted(where, dense * pt.log(predictions), class_weight), axis=-1)
 
 
-def categorical_crossentropy_log(log_predictions, targets, m=None, class_weight=None):
+def categorical_crossentropy_log(log_predictions, targets, m=None, class_weight=None, check_bounds=True):
     """Categorical cross-entropy from log-probabilities (e.g. ``log_softmax`` outputs).
 
     Parameters
@@ -91,6 +96,8 @@ def categorical_crossentropy_log(log_predictions, targets, m=None, class_weight=
     m : int, optional
         Number of classes (checked against the static length of the last axis).
     class_weight : (C,) tensor or array, optional
+    check_bounds : bool
+        As for ``categorical_crossentropy``.
 
     Returns
     -------
@@ -100,5 +107,5 @@ def categorical_crossentropy_log(log_predictions, targets, m=None, class_weight=
     log_predictions = as_tensor(where, "log_predictions", log_predictions)
     targets = as_tensor(where, "targets", targets)
     check_num_classes(where, log_predictions, m)
-    dense = class_axis_targets(where, log_predictions, targets)
+    dense = class_axis_targets(where, log_predictions, targets, check_bounds)
     return -pt.sum(class_weighted(where, dense * log_predictions, class_weight), axis=-1)

@@ -1,6 +1,6 @@
 """JAX implementations of the objective Ops, registered with PyTensor's JAX dispatcher.
 
-Imported by ``dandelion.objective`` only when JAX is installed (it is optional).
+Imported when PyTensor's JAX backend is first used (JAX is optional).
 """
 
 from __future__ import annotations

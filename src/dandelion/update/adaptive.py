@@ -12,22 +12,24 @@ from dandelion.update.transforms import (
 )
 
 
-def adagrad(loss_or_grads, params, learning_rate=1.0, epsilon=1e-6):
+def adagrad(loss_or_grads, params, learning_rate=1.0, epsilon=1e-6, clear_nan=False):
     """Adagrad (Duchi et al. 2011): ``param -= lr * g / sqrt(sum g^2 + epsilon)``.
 
-    State: ``adagrad.accu@<param>``. Returns an OrderedDict of updates.
+    State: ``adagrad.accu@<param>``. ``clear_nan`` replaces NaN and ±inf gradient entries with 0 (``dandelion.update.guard``).
+    Returns an OrderedDict of updates.
     """
-    params, grads = get_or_compute_grads(loss_or_grads, params, "adagrad")
+    params, grads = get_or_compute_grads(loss_or_grads, params, "adagrad", clear_nan)
     directions, state = scale_by_rms("adagrad", params, grads, None, epsilon)
     return descend(params, directions, learning_rate, state, optimizer="adagrad")
 
 
-def rmsprop(loss_or_grads, params, learning_rate=1.0, rho=0.9, epsilon=1e-6):
+def rmsprop(loss_or_grads, params, learning_rate=1.0, rho=0.9, epsilon=1e-6, clear_nan=False):
     """RMSProp (Tieleman & Hinton 2012): ``r = rho r + (1-rho) g^2``; ``param -= lr g / sqrt(r + eps)``.
 
-    State: ``rmsprop.accu@<param>``. Returns an OrderedDict of updates.
+    State: ``rmsprop.accu@<param>``. ``clear_nan`` replaces NaN and ±inf gradient entries with 0 (``dandelion.update.guard``).
+    Returns an OrderedDict of updates.
     """
-    params, grads = get_or_compute_grads(loss_or_grads, params, "rmsprop")
+    params, grads = get_or_compute_grads(loss_or_grads, params, "rmsprop", clear_nan)
     directions, state = scale_by_rms("rmsprop", params, grads, rho, epsilon)
     return descend(params, directions, learning_rate, state, optimizer="rmsprop")
 
@@ -36,8 +38,8 @@ def adadelta(loss_or_grads, params, learning_rate=1.0, rho=0.95, epsilon=1e-6, c
     """Adadelta (Zeiler 2012).
 
     State: ``adadelta.accu@<param>`` (running mean of g^2) and
-    ``adadelta.delta_accu@<param>`` (of squared steps). ``clear_nan`` replaces NaN
-    gradient entries with 0. Returns an OrderedDict of updates.
+    ``adadelta.delta_accu@<param>`` (of squared steps). ``clear_nan`` replaces NaN and ±inf gradient entries with 0 (``dandelion.update.guard``).
+    Returns an OrderedDict of updates.
     """
     params, grads = get_or_compute_grads(loss_or_grads, params, "adadelta", clear_nan)
     directions, state = scale_by_delta_ratio("adadelta", params, grads, rho, epsilon)
@@ -48,7 +50,8 @@ def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, eps
     """Adam (Kingma & Ba 2015).
 
     State: ``adam.m@<param>``, ``adam.v@<param>`` and the step counter ``adam.t``.
-    ``clear_nan`` replaces NaN gradient entries with 0. Returns an OrderedDict.
+    ``clear_nan`` replaces NaN and ±inf gradient entries with 0 (``dandelion.update.guard``).
+    Returns an OrderedDict.
 
     Examples
     --------
@@ -63,11 +66,12 @@ def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, eps
     return descend(params, directions, learning_rate, state, optimizer="adam")
 
 
-def adamax(loss_or_grads, params, learning_rate=0.002, beta1=0.9, beta2=0.999, epsilon=1e-8):
+def adamax(loss_or_grads, params, learning_rate=0.002, beta1=0.9, beta2=0.999, epsilon=1e-8, clear_nan=False):
     """Adamax (Kingma & Ba 2015, infinity norm).
 
-    State: ``adamax.m@<param>``, ``adamax.u@<param>``, ``adamax.t``. Returns an OrderedDict.
+    State: ``adamax.m@<param>``, ``adamax.u@<param>``, ``adamax.t``. ``clear_nan`` replaces NaN and ±inf gradient entries with 0 (``dandelion.update.guard``).
+    Returns an OrderedDict.
     """
-    params, grads = get_or_compute_grads(loss_or_grads, params, "adamax")
+    params, grads = get_or_compute_grads(loss_or_grads, params, "adamax", clear_nan)
     directions, state = scale_by_adamax("adamax", params, grads, beta1, beta2, epsilon)
     return descend(params, directions, learning_rate, state, optimizer="adamax")

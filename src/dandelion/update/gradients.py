@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
+
+from dandelion.update.guard import guard_gradients
 
 
 def check_params(where, params):
@@ -27,11 +28,6 @@ def check_params(where, params):
     return params
 
 
-def clear_nan_values(x):
-    """``x`` with NaN entries replaced by 0."""
-    return pt.switch(pt.isnan(x), np.asarray(0, dtype=x.dtype), x)
-
-
 def get_or_compute_grads(loss_or_grads, params, where="get_or_compute_grads", clear_nan=False):
     """Gradients of a scalar loss with respect to ``params``, or given gradients checked.
 
@@ -41,7 +37,8 @@ def get_or_compute_grads(loss_or_grads, params, where="get_or_compute_grads", cl
         A loss, or one gradient per parameter (each shaped like it).
     params : list of shared variables
     clear_nan : bool
-        Replace NaN gradient entries with 0.
+        Replace NaN, +inf and -inf gradient entries with 0
+        (``dandelion.update.guard``, the policy of every optimizer).
 
     Returns
     -------
@@ -64,6 +61,4 @@ def get_or_compute_grads(loss_or_grads, params, where="get_or_compute_grads", cl
                 f"{where}: loss_or_grads must be a scalar loss or a list of gradients, got a tensor of ndim {loss.ndim}"
             )
         grads = pytensor.grad(loss, params)
-    if clear_nan:
-        grads = [clear_nan_values(g) for g in grads]
-    return params, grads
+    return params, guard_gradients(grads, clear_nan)

@@ -16,8 +16,9 @@ def sgd(loss_or_grads, params, learning_rate=1e-4, clear_nan=False):
     params : list of shared variables
     learning_rate : float or symbolic scalar
     clear_nan : bool
-        Replace NaN gradient entries with 0. (The old library cleared NaN in the new
-        parameter value instead, which reset a parameter to 0.)
+        Replace NaN, +inf and -inf gradient entries with 0 (``dandelion.update.guard``).
+        (The old library cleared NaN in the new parameter value instead, which reset a
+        parameter to 0.)
 
     Returns
     -------
@@ -68,23 +69,29 @@ def apply_nesterov_momentum(updates, params=None, momentum=0.9):
     return add_velocity("nesterov_momentum", updates, params, momentum, nesterov=True)
 
 
-def momentum(loss_or_grads, params, learning_rate, momentum=0.9):
+def momentum(loss_or_grads, params, learning_rate, momentum=0.9, clear_nan=False):
     """SGD with momentum: ``v := momentum * v - lr * g``; ``param := param + v``.
+
+    ``clear_nan`` replaces NaN and ±inf gradient entries with 0 (``dandelion.update.guard``).
 
     Returns
     -------
     OrderedDict
     """
-    params, grads = get_or_compute_grads(loss_or_grads, params, "momentum")
+    params, grads = get_or_compute_grads(loss_or_grads, params, "momentum", clear_nan)
     return add_velocity("momentum", descend(params, grads, learning_rate, optimizer="momentum"), params, momentum, nesterov=False)
 
 
-def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9):
+def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9, clear_nan=False):
     """SGD with Nesterov momentum (gradient at the current point, pylearn2's form).
+
+    ``clear_nan`` replaces NaN and ±inf gradient entries with 0 (``dandelion.update.guard``).
 
     Returns
     -------
     OrderedDict
     """
-    params, grads = get_or_compute_grads(loss_or_grads, params, "nesterov_momentum")
-    return add_velocity("nesterov_momentum", descend(params, grads, learning_rate, optimizer="nesterov_momentum"), params, momentum, nesterov=True)
+    params, grads = get_or_compute_grads(loss_or_grads, params, "nesterov_momentum", clear_nan)
+    return add_velocity(
+        "nesterov_momentum", descend(params, grads, learning_rate, optimizer="nesterov_momentum"), params, momentum, nesterov=True
+    )

@@ -42,6 +42,8 @@ def descend(params, directions, learning_rate, state_updates=(), optimizer=None)
 
 
 def _as_dtype(expression, variable):
+    # Also for Python floats raised to the step counter: PyTensor makes them floatX
+    # constants (float64 by default), which would turn a float32 model's step float64.
     return pt.cast(expression, variable.dtype)
 
 
@@ -78,7 +80,7 @@ def scale_by_adam(optimizer, params, grads, beta1, beta2, epsilon):
     """
     counter = step_counter(optimizer)
     t = counter + 1
-    correction = pt.sqrt(1 - beta2**t) / (1 - beta1**t)
+    correction = pt.sqrt(1 - _as_dtype(beta2, counter) ** t) / (1 - _as_dtype(beta1, counter) ** t)
     directions, updates = [], OrderedDict()
     for index, (param, grad) in enumerate(zip(params, grads)):
         m = zeros_like_param(optimizer, "m", param, index)
@@ -96,7 +98,7 @@ def scale_by_adamax(optimizer, params, grads, beta1, beta2, epsilon):
     """Adamax (Kingma & Ba 2015, Algorithm 2): ``m_t / (1 - beta1^t) / (u_t + epsilon)``."""
     counter = step_counter(optimizer)
     t = counter + 1
-    correction = 1 / (1 - beta1**t)
+    correction = 1 / (1 - _as_dtype(beta1, counter) ** t)
     directions, updates = [], OrderedDict()
     for index, (param, grad) in enumerate(zip(params, grads)):
         m = zeros_like_param(optimizer, "m", param, index)

@@ -21,12 +21,14 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
+
+from dandelion.util.atomic import atomic_write
+from dandelion.util.casting import checked_cast
 
 FORMAT = "dandelion-checkpoint"
 VERSION = 1
@@ -130,7 +132,9 @@ def save_checkpoint(path, module=None, updates_or_optimizer_state=None, user_dat
     Parameters
     ----------
     path : str or os.PathLike
-        Written atomically (temporary file in the same folder, then renamed).
+        Written atomically (``dandelion.util.atomic``: temporary file in the same
+        folder, fsynced, then renamed; the file gets the mode a plain ``open`` gives
+        under the umask; temporary files of killed saves are removed by the next save).
     module : Module, optional
         Its ``get_weights()`` (parameters and self-updating variables, by name and
         in order) and the random-number states of its dropout modules are saved.
@@ -164,23 +168,70 @@ def save_checkpoint(path, module=None, updates_or_optimizer_state=None, user_dat
             raise TypeError(f"save_checkpoint: {key} has dtype object, which cannot be stored without pickle")
     arrays[_METADATA_KEY] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            # A file object, so NumPy does not append ".npz" to the name.
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    # A file object, so NumPy does not append ".npz" to the name.
+    atomic_write(path, lambda file: np.savez(file, **arrays))
 
 
 # ---------------------------------------------------------------------------- read
+def _read_archive(path):
+    """Every array of the ``.npz`` at ``path``; ``CheckpointError`` for anything unreadable."""
+    with open(path, "rb") as file:
+        raw = file.read()
+    try:
+        loaded = np.load(io.BytesIO(raw), allow_pickle=False)
+    except Exception as error:  # NumPy and zipfile raise a dozen kinds on corrupt bytes
+        raise CheckpointError(
+            f"load_checkpoint: {path!r} is truncated or corrupt ({type(error).__name__}: {error})"
+        ) from error
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise CheckpointError(
+            f"load_checkpoint: {path!r} is not a dandelion checkpoint (a single .npy array, not an .npz archive)"
+        )
+    try:
+        with loaded as archive:
+            return {key: archive[key] for key in archive.files}
+    except Exception as error:  # bad zip directory, CRC, array header, encrypted flag, ...
+        raise CheckpointError(
+            f"load_checkpoint: {path!r} is truncated or corrupt ({type(error).__name__}: {error})"
+        ) from error
+
+
+def _entries(metadata, kind, arrays, path):
+    """The ``[{name, key}]`` list ``kind`` of the metadata as (name, array) pairs."""
+    entries = metadata.get(kind)
+    if not isinstance(entries, list):
+        raise CheckpointError(f"load_checkpoint: {path!r} has corrupt metadata: {kind!r} is not a list")
+    pairs = []
+    for index, entry in enumerate(entries):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("name"), str)
+            or not isinstance(entry.get("key"), str)
+            or entry["key"] not in arrays
+        ):
+            raise CheckpointError(
+                f"load_checkpoint: {path!r} has corrupt metadata: {kind}[{index}] is not a name and a stored entry"
+            )
+        pairs.append((entry["name"], arrays[entry["key"]]))
+    return pairs
+
+
+def _check_arrays(described, arrays, path):
+    if not isinstance(described, dict):
+        raise CheckpointError(f"load_checkpoint: {path!r} has corrupt metadata: 'arrays' is not a mapping")
+    if set(described) != set(arrays):
+        raise CheckpointError(
+            f"load_checkpoint: {path!r} is corrupt: entries {sorted(set(arrays) ^ set(described))} "
+            "are missing or not described"
+        )
+    for key, info in described.items():
+        array = arrays[key]
+        if not isinstance(info, dict) or not {"shape", "dtype", "sha256"} <= set(info):
+            raise CheckpointError(f"load_checkpoint: {path!r} has corrupt metadata: entry {key!r} has no shape, dtype and sha256")
+        if list(array.shape) != info["shape"] or array.dtype.str != info["dtype"] or _digest(array) != info["sha256"]:
+            raise CheckpointError(f"load_checkpoint: {path!r} is corrupt: entry {key!r} fails its checksum")
+
+
 def read_checkpoint(path):
     """Read and verify a checkpoint without assigning anything.
 
@@ -193,49 +244,34 @@ def read_checkpoint(path):
     Raises
     ------
     CheckpointError
-        When the file is truncated, corrupt, fails a checksum or is not a checkpoint.
+        Whatever keeps the file from being read as a checkpoint: truncated, corrupt
+        bytes anywhere, a failed checksum, inconsistent metadata, another kind of file.
+        The message names the file and what is wrong.
+    FileNotFoundError
+        No file at ``path``.
     """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as file:
-            raw = file.read()
-        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
-        raise CheckpointError(
-            f"load_checkpoint: {path!r} is truncated or corrupt ({type(error).__name__}: {error})"
-        ) from error
+    arrays = _read_archive(path)
     if _METADATA_KEY not in arrays:
         raise CheckpointError(f"load_checkpoint: {path!r} is not a dandelion checkpoint (no metadata entry)")
     try:
         metadata = json.loads(arrays.pop(_METADATA_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"load_checkpoint: {path!r} has corrupt metadata ({error})") from error
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise CheckpointError(f"load_checkpoint: {path!r} has corrupt metadata ({type(error).__name__}: {error})") from error
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(f"load_checkpoint: {path!r} is not a dandelion checkpoint")
     if metadata.get("version") != VERSION:
         raise CheckpointError(
             f"load_checkpoint: {path!r} has format version {metadata.get('version')!r}; this dandelion reads {VERSION}"
         )
-    described = metadata.get("arrays", {})
-    if set(described) != set(arrays):
-        raise CheckpointError(
-            f"load_checkpoint: {path!r} is corrupt: entries {sorted(set(arrays) ^ set(described))} "
-            "are missing or not described"
-        )
-    for key, info in described.items():
-        array = arrays[key]
-        if list(array.shape) != info["shape"] or array.dtype.str != info["dtype"] or _digest(array) != info["sha256"]:
-            raise CheckpointError(f"load_checkpoint: {path!r} is corrupt: entry {key!r} fails its checksum")
+    _check_arrays(metadata.get("arrays"), arrays, path)
+    model = _entries(metadata, "model", arrays, path)
+    optimizer = OrderedDict(_entries(metadata, "optimizer", arrays, path))
+    random_states = OrderedDict(_entries(metadata, "random_states", arrays, path))
     try:
-        model = [(entry["name"], arrays[entry["key"]]) for entry in metadata["model"]]
-        optimizer = OrderedDict((entry["name"], arrays[entry["key"]]) for entry in metadata["optimizer"])
-        random_states = OrderedDict((entry["name"], arrays[entry["key"]]) for entry in metadata["random_states"])
-        user_data = _decode(metadata["user_data"], arrays)
-    except (KeyError, TypeError) as error:
-        raise CheckpointError(f"load_checkpoint: {path!r} has inconsistent metadata ({error})") from error
+        user_data = _decode(metadata.get("user_data"), arrays)
+    except (KeyError, TypeError, RecursionError) as error:
+        raise CheckpointError(f"load_checkpoint: {path!r} has corrupt metadata in user_data ({type(error).__name__}: {error})") from error
     return {"model": model, "optimizer": optimizer, "random_states": random_states, "user_data": user_data}
 
 
@@ -266,7 +302,7 @@ def _compare(kind, saved, current):
     return matched, problems
 
 
-def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatched="raise"):
+def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatched="raise", allow_downcast=False):
     """Restore a checkpoint written by ``save_checkpoint``; returns its user data.
 
     Build the model and the optimizer as for a fresh run, load, and compile (before or
@@ -284,6 +320,11 @@ def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatche
         As in ``Module.set_weights_by_name``: what to do when names are missing on either
         side or shapes differ; mismatched entries are skipped under 'ignore' and 'warn'.
         Nothing is assigned unless every check passed.
+    allow_downcast : bool
+        Accept saved floats that the variable's float dtype rounds (float64 values into
+        float32). Without it a value is assigned only when its dtype converts safely
+        or every value survives the cast exactly; a float into an integer variable,
+        complex into real or text is always refused (``dandelion.util.casting``).
 
     Raises
     ------
@@ -291,6 +332,8 @@ def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatche
         Truncated or corrupt file (nothing is assigned).
     ValueError
         Structure mismatch under ``unmatched='raise'`` (nothing is assigned).
+    TypeError
+        A saved value the variable's dtype cannot hold (nothing is assigned).
     """
     if unmatched not in _POLICIES:
         raise ValueError(f"load_checkpoint: unmatched must be one of {_POLICIES}, got {unmatched!r}")
@@ -305,7 +348,7 @@ def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatche
     model_pairs = []
     if module is not None:
         named = module.named_weights()
-        weights = OrderedDict((p, (v.get_value(borrow=True).shape, p)) for p, v in named)
+        weights = OrderedDict((p, (v.get_value(borrow=True).shape, (p, v.dtype))) for p, v in named)
         matched, strays = _by_saved_name(module, saved_model, named)
         model_pairs, found = _compare("model weights", {**matched, **{n: saved_model[n] for n in strays}}, weights)
         problems += found
@@ -336,11 +379,17 @@ def load_checkpoint(path, module=None, updates_or_optimizer_state=None, unmatche
         if unmatched == "warn":
             warnings.warn(message, stacklevel=2)
 
-    # Everything checked: assign.
-    if module is not None and model_pairs:
-        module.set_weights_by_name([[array, name] for name, array in model_pairs], unmatched="ignore")
-    for variable, array in optimizer_pairs:
-        variable.set_value(np.asarray(array, dtype=variable.dtype))
-    for variable, array in random_pairs:
-        variable.set_value(np.asarray(array, dtype=variable.dtype))
+    # Every value converted (and refused) before anything is assigned.
+    where = f"load_checkpoint({os.fspath(path)!r})"
+    model_values = [
+        [checked_cast(array, dtype, name, where, allow_downcast), name] for (name, dtype), array in model_pairs
+    ]
+    state_values = [
+        (variable, checked_cast(array, variable.dtype, variable.name, where, allow_downcast))
+        for variable, array in optimizer_pairs + random_pairs
+    ]
+    if module is not None and model_values:
+        module.set_weights_by_name(model_values, unmatched="ignore")
+    for variable, value in state_values:
+        variable.set_value(value)
     return content["user_data"]

@@ -4,6 +4,7 @@ from dandelion.ops.jax import (  # noqa: F401
     conv2d,
     conv2d_grad_filters,
     conv2d_grad_input,
+    index_bounds,
     lstm_sequence,
     pool,
     pool_grad,
