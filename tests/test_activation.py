@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from scipy.special import erf
+
+from tests.helpers import verify_grad
 
 from dandelion import activation as act
 from tests.helpers import assert_close, compile_fn, ftensor
@@ -33,6 +36,14 @@ ELEMENTWISE = {
     "identity": (act.identity, lambda x: x),
     "softmax": (act.softmax, _softmax),
     "log_softmax": (act.log_softmax, lambda x: np.log(_softmax(x))),
+    "gelu": (act.gelu, lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2)))),
+    "gelu_tanh": (act.gelu_tanh, lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))),
+    "silu": (act.silu, lambda x: x * _sigmoid(x)),
+    "swish": (act.swish, lambda x: x / (1 + np.exp(-x))),
+    "mish": (act.mish, lambda x: x * np.tanh(np.log1p(np.exp(x)))),
+    "hard_sigmoid": (act.hard_sigmoid, lambda x: np.clip(0.2 * x + 0.5, 0, 1)),
+    "hard_sigmoid_torch": (act.HardSigmoid(slope=1 / 6), lambda x: np.minimum(np.maximum(x + 3, 0), 6) / 6),
+    "hard_tanh": (act.hard_tanh, lambda x: np.clip(x, -1, 1)),
 }
 
 
@@ -68,3 +79,16 @@ def test_ultra_fast_sigmoid_approximates_sigmoid(backend, data):
     assert np.all(np.diff(np.sort(data.ravel())) >= 0)
     order = np.argsort(data.ravel())
     assert np.all(np.diff(out.ravel()[order]) >= -1e-7)  # monotone
+
+
+@pytest.mark.parametrize("name", ["gelu", "gelu_tanh", "silu", "mish", "hard_sigmoid", "hard_tanh"])
+def test_new_activations_have_finite_difference_gradients(name):
+    # away from the kinks of the piecewise-linear ones, where differences are one-sided
+    values = np.array([-4.1, -1.3, -0.4, 0.3, 1.7, 3.9])
+    verify_grad(ELEMENTWISE[name][0], [values])
+
+
+def test_gelu_tanh_is_close_to_exact_gelu(backend, data):
+    x = ftensor("x", data.shape)
+    exact, approximate = compile_fn([x], [act.gelu(x), act.gelu_tanh(x)], backend)(data)
+    assert np.abs(exact - approximate).max() < 1e-3

@@ -24,6 +24,14 @@ __all__ = [
     "identity",
     "softmax",
     "log_softmax",
+    "gelu",
+    "gelu_tanh",
+    "silu",
+    "swish",
+    "mish",
+    "HardSigmoid",
+    "hard_sigmoid",
+    "hard_tanh",
 ]
 
 
@@ -173,3 +181,62 @@ def log_softmax(x):
     return x - _logsumexp_last(x)
 
 
+
+
+def gelu(x):
+    """Gaussian error linear unit (Hendrycks & Gimpel 2016), exact: ``x * Phi(x)``.
+
+    ``Phi`` is the standard normal CDF, ``0.5 * (1 + erf(x / sqrt(2)))``.
+    """
+    x = pt.as_tensor_variable(x)
+    return _like(0.5, x) * x * (1 + pt.erf(x * _like(1 / np.sqrt(2), x)))
+
+
+def gelu_tanh(x):
+    """GELU's tanh approximation: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+
+    The form BERT and GPT-2 were trained with; within 1e-3 of ``gelu``.
+    """
+    x = pt.as_tensor_variable(x)
+    inner = _like(np.sqrt(2 / np.pi), x) * (x + _like(0.044715, x) * x**3)
+    return _like(0.5, x) * x * (1 + pt.tanh(inner))
+
+
+def silu(x):
+    """Sigmoid-weighted linear unit ``x * sigmoid(x)`` (Elfwing et al. 2017; "swish" with beta 1)."""
+    x = pt.as_tensor_variable(x)
+    return x * pt.sigmoid(x)
+
+
+swish = silu
+
+
+def mish(x):
+    """Mish (Misra 2019): ``x * tanh(softplus(x))``."""
+    x = pt.as_tensor_variable(x)
+    return x * pt.tanh(pt.softplus(x))
+
+
+class HardSigmoid:
+    """``clip(slope * x + offset, 0, 1)``, a piecewise-linear sigmoid.
+
+    The default is Theano's ``hard_sigmoid`` (slope 0.2, offset 0.5); PyTorch's and
+    Keras 3's ``relu6(x + 3) / 6`` is ``HardSigmoid(slope=1/6)``.
+    """
+
+    def __init__(self, slope=0.2, offset=0.5):
+        self.slope = slope
+        self.offset = offset
+
+    def __call__(self, x):
+        x = pt.as_tensor_variable(x)
+        return pt.clip(_like(self.slope, x) * x + _like(self.offset, x), _like(0, x), _like(1, x))
+
+
+hard_sigmoid = HardSigmoid()
+
+
+def hard_tanh(x):
+    """``clip(x, -1, 1)``."""
+    x = pt.as_tensor_variable(x)
+    return pt.clip(x, _like(-1, x), _like(1, x))

@@ -14,8 +14,8 @@ from dandelion.demo.train import OUTPUTS, build_graphs, compile_graphs
 from dandelion.train import ArrayBatches, Checkpoint, fit
 from dandelion.util import read_checkpoint
 
-DEFAULT_EPOCHS = {"mlp": 20, "cnn": 15, "lstm": 20}
-DEFAULT_LEARNING_RATES = {"mlp": 2e-3, "cnn": 2e-3, "lstm": 5e-3}
+DEFAULT_EPOCHS = {"mlp": 20, "cnn": 15, "lstm": 20, "transformer": 20}
+DEFAULT_LEARNING_RATES = {"mlp": 2e-3, "cnn": 2e-3, "lstm": 5e-3, "transformer": 3e-3}
 
 
 def parse_args(argv=None):

@@ -9,7 +9,16 @@ import pytensor.tensor as pt
 
 from dandelion.activation import relu, softmax
 from dandelion.functional import pool_2d
-from dandelion.module import LSTM, BatchNorm, Conv2D, Dense, Dropout, Module
+from dandelion.module import (
+    LSTM,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    LearnedPositionalEmbedding,
+    Module,
+    TransformerEncoder,
+)
 
 
 class DigitsMLP(Module):
@@ -96,4 +105,33 @@ class DigitsBiLSTM(Module):
         return self._run(images, False)
 
 
-MODELS = {"mlp": DigitsMLP, "cnn": DigitsCNN, "lstm": DigitsBiLSTM}
+class DigitsTransformer(Module):
+    """Each image read as 8 row tokens by a small pre-norm transformer encoder.
+
+    Rows are embedded (Dense 8 -> model_dim) with learned positions, encoded by two
+    GELU layers, averaged over the tokens and classified by a dense softmax.
+    """
+
+    def __init__(self, model_dim=32, num_heads=4, num_layers=2, dropout_p=0.1, seed=0, name="transformer"):
+        super().__init__(name=name)
+        self.embed = Dense(8, model_dim)
+        self.positions = LearnedPositionalEmbedding(8, model_dim)
+        self.encoder = TransformerEncoder(
+            num_layers, model_dim, num_heads, ff_dim=2 * model_dim, dropout_p=dropout_p, activation="gelu",
+            norm_first=True, seed=seed,
+        )
+        self.output = Dense(model_dim, 10)
+
+    def _run(self, images, train):
+        tokens = self.positions.forward(self.embed.forward(images))  # (B, 8 rows, model_dim)
+        encoded = self.encoder.forward(tokens) if train else self.encoder.predict(tokens)
+        return softmax(self.output.forward(pt.mean(encoded, axis=1)))
+
+    def forward(self, images):
+        return self._run(images, True)
+
+    def predict(self, images):
+        return self._run(images, False)
+
+
+MODELS = {"mlp": DigitsMLP, "cnn": DigitsCNN, "lstm": DigitsBiLSTM, "transformer": DigitsTransformer}

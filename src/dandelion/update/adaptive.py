@@ -20,7 +20,7 @@ def adagrad(loss_or_grads, params, learning_rate=1.0, epsilon=1e-6, clear_nan=Fa
     """
     params, grads = get_or_compute_grads(loss_or_grads, params, "adagrad", clear_nan)
     directions, state = scale_by_rms("adagrad", params, grads, None, epsilon)
-    return descend(params, directions, learning_rate, state)
+    return descend(params, directions, learning_rate, state, optimizer="adagrad")
 
 
 def rmsprop(loss_or_grads, params, learning_rate=1.0, rho=0.9, epsilon=1e-6, clear_nan=False):
@@ -31,7 +31,7 @@ def rmsprop(loss_or_grads, params, learning_rate=1.0, rho=0.9, epsilon=1e-6, cle
     """
     params, grads = get_or_compute_grads(loss_or_grads, params, "rmsprop", clear_nan)
     directions, state = scale_by_rms("rmsprop", params, grads, rho, epsilon)
-    return descend(params, directions, learning_rate, state)
+    return descend(params, directions, learning_rate, state, optimizer="rmsprop")
 
 
 def adadelta(loss_or_grads, params, learning_rate=1.0, rho=0.95, epsilon=1e-6, clear_nan=False):
@@ -43,7 +43,7 @@ def adadelta(loss_or_grads, params, learning_rate=1.0, rho=0.95, epsilon=1e-6, c
     """
     params, grads = get_or_compute_grads(loss_or_grads, params, "adadelta", clear_nan)
     directions, state = scale_by_delta_ratio("adadelta", params, grads, rho, epsilon)
-    return descend(params, directions, learning_rate, state)
+    return descend(params, directions, learning_rate, state, optimizer="adadelta")
 
 
 def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, clear_nan=False):
@@ -63,7 +63,7 @@ def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, eps
     """
     params, grads = get_or_compute_grads(loss_or_grads, params, "adam", clear_nan)
     directions, state = scale_by_adam("adam", params, grads, beta1, beta2, epsilon)
-    return descend(params, directions, learning_rate, state)
+    return descend(params, directions, learning_rate, state, optimizer="adam")
 
 
 def adamax(loss_or_grads, params, learning_rate=0.002, beta1=0.9, beta2=0.999, epsilon=1e-8, clear_nan=False):
@@ -74,4 +74,4 @@ def adamax(loss_or_grads, params, learning_rate=0.002, beta1=0.9, beta2=0.999, e
     """
     params, grads = get_or_compute_grads(loss_or_grads, params, "adamax", clear_nan)
     directions, state = scale_by_adamax("adamax", params, grads, beta1, beta2, epsilon)
-    return descend(params, directions, learning_rate, state)
+    return descend(params, directions, learning_rate, state, optimizer="adamax")

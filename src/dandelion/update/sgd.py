@@ -31,7 +31,7 @@ def sgd(loss_or_grads, params, learning_rate=1e-4, clear_nan=False):
     >>> updates = sgd((w**2).sum(), [w], learning_rate=0.1)
     """
     params, grads = get_or_compute_grads(loss_or_grads, params, "sgd", clear_nan)
-    return descend(params, grads, learning_rate)
+    return descend(params, grads, learning_rate, optimizer="sgd")
 
 
 def apply_momentum(updates, params=None, momentum=0.9):
@@ -79,7 +79,7 @@ def momentum(loss_or_grads, params, learning_rate, momentum=0.9, clear_nan=False
     OrderedDict
     """
     params, grads = get_or_compute_grads(loss_or_grads, params, "momentum", clear_nan)
-    return add_velocity("momentum", descend(params, grads, learning_rate), params, momentum, nesterov=False)
+    return add_velocity("momentum", descend(params, grads, learning_rate, optimizer="momentum"), params, momentum, nesterov=False)
 
 
 def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9, clear_nan=False):
@@ -92,4 +92,6 @@ def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9, clear_
     OrderedDict
     """
     params, grads = get_or_compute_grads(loss_or_grads, params, "nesterov_momentum", clear_nan)
-    return add_velocity("nesterov_momentum", descend(params, grads, learning_rate), params, momentum, nesterov=True)
+    return add_velocity(
+        "nesterov_momentum", descend(params, grads, learning_rate, optimizer="nesterov_momentum"), params, momentum, nesterov=True
+    )

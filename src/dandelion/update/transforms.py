@@ -11,15 +11,29 @@ from collections import OrderedDict
 
 import pytensor.tensor as pt
 
+from dandelion.update.schedules import Schedule, scheduled_rate
 from dandelion.update.state import param_label, step_counter, zeros_like_param
 
 
-def descend(params, directions, learning_rate, state_updates=()):
+def descend(params, directions, learning_rate, state_updates=(), optimizer=None):
     """``param - learning_rate * direction`` for each pair, after ``state_updates``.
+
+    A ``Schedule`` learning rate is evaluated at the optimizer's step counter
+    ``<optimizer>.t``: the one among ``state_updates`` (Adam's), or a new one counting
+    the updates.
 
     Returns the optimizer's ``OrderedDict``: parameters first, in order, then the
     state variables' updates.
     """
+    state_updates = OrderedDict(state_updates)
+    if isinstance(learning_rate, Schedule):
+        if optimizer is None:
+            raise ValueError("descend: a Schedule learning rate needs the optimizer's name for its step counter")
+        counter = next((v for v in state_updates if v.name == f"{optimizer}.t"), None)
+        if counter is None:
+            counter = step_counter(optimizer)
+            state_updates[counter] = _as_dtype(counter + 1, counter)
+        learning_rate = scheduled_rate(learning_rate, counter)
     updates = OrderedDict()
     for param, direction in zip(params, directions):
         updates[param] = pt.cast(param - learning_rate * direction, param.dtype)
