@@ -70,6 +70,17 @@ def test_channel_shuffle_and_align_crop(backend):
     assert_close(results[4], b_val)
 
 
+def test_align_crop_without_rules_returns_the_tensors(backend):
+    """The old align_crop(tensors, cropping=None) returned its inputs uncropped."""
+    a_val, b_val = randn(2, 3, 7, 8), randn(1, 3, 4, 5)
+    a, b = ftensor("a", a_val.shape), ftensor("b", b_val.shape)
+    out = align_crop([a, b], None)
+    assert out[0] is a and out[1] is b
+    results = compile_fn([a, b], out, backend)(a_val, b_val)
+    assert_close(results[0], a_val)
+    assert_close(results[1], b_val)
+
+
 def test_errors_name_function_argument_and_values():
     x = ftensor("x", (2, 6, 5, 5))
     with pytest.raises(ValueError, match=r"implementation 'fast' .* gives \(4, 4\) bins for a 5x5 input, expected \(3, 3\)"):
