@@ -13,6 +13,7 @@ from pytensor.graph.traversal import apply_ancestors, graph_inputs
 from pytensor.scan.op import Scan
 
 from dandelion._compat import compile_without_implicit_updates, read_default_update
+from dandelion.compile_shapes import ShapeSpecializedFunction, can_specialize, shape_free_inputs
 
 BACKEND_ENV_VAR = "DANDELION_BACKEND"
 
@@ -107,6 +108,10 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
         implicit updates of shared variables in the graph, as
         Theano's ``default_update`` (dropout generator states, a user's own). ``True`` applies only ``updates``.
 
+    On JAX, inputs declared without a static shape (``pt.matrix('x')``) are specialised
+    like ``jax.jit``: the first call with a new combination of input shapes compiles the
+    graph for those shapes (cached), so the result is a ``ShapeSpecializedFunction``.
+
     Examples
     --------
     >>> import pytensor.tensor as pt
@@ -126,6 +131,12 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
         # scan out of the loop with T-step and k-step operands when the scan carries
         # more than one state and a mask (a shape error at run time); keep them inside.
         resolved = resolved.excluding("scan_pushout_add")
+    if backend_name(resolved) == "jax" and shape_free_inputs(inputs) and can_specialize(inputs):
+        # JAX needs concrete shapes while tracing: compile per shape signature, as jax.jit
+        def compile_for(shaped_inputs, shaped_outputs, shaped_updates):
+            return compile_without_implicit_updates(shaped_inputs, shaped_outputs, shaped_updates, resolved, **kwargs)
+
+        return ShapeSpecializedFunction(inputs, outputs, explicit, compile_for)
     return compile_without_implicit_updates(inputs, outputs, explicit or None, resolved, **kwargs)
 
 
