@@ -16,14 +16,11 @@ SHAPES = {"map": (2, 3, 7, 6), "wide": (1, 2, 5, 9), "tiny": (1, 2, 2, 3)}
 # (input, pyramid, mode, implementation, with gradient)
 CASES = [
     ("map", (4, 2, 1), "max", "fast_ls", False),  # 21 features per channel (the old code: 35)
-    ("map", (4, 2, 1), "max", "fast", False),
-    ("map", (3, 2, 1), "max", "stretch", True),
+    ("map", (3, 2, 1), "max", "stretch", True),  # the pixel-repeated max pooling
     ("wide", (3,), "sum", "fast", True),
-    ("wide", (2, 1), "average_exc_pad", "fast_ls", True),
-    ("wide", (4,), "average_inc_pad", "stretch", False),
-    ("tiny", (3, 1), "max", "fast", True),  # levels above min(H, W): zero bins
-    ("tiny", (4,), "sum", "fast_ls", False),
-    ("tiny", (3,), "max", "stretch", False),  # ... or repeated pixels
+    ("wide", (2, 1), "average_exc_pad", "fast_ls", False),
+    ("tiny", (3, 1), "max", "fast", False),  # levels above min(H, W): zero bins
+    ("tiny", (3,), "average_inc_pad", "stretch", False),  # ... or repeated pixels (mask path)
 ]
 
 
@@ -55,9 +52,10 @@ def test_every_implementation_matches_the_reference_with_gradients(backend):
 def test_image_size_known_only_at_run_time(backend):
     """The old code declared pt.tensor4(): one compiled function serves every size."""
     x = pt.tensor4("x", dtype="float32")
-    cases = [((4, 2, 1), "max", "fast"), ((3, 1), "average_exc_pad", "fast_ls"), ((2, 1), "sum", "stretch")]
+    # few cases: the mask reductions of run-time sizes cost the most to compile
+    cases = [((2, 1), "max", "fast_ls"), ((2,), "average_exc_pad", "stretch")]
     outs = [spatial_pyramid_pooling(x, dims, mode, impl) for dims, mode, impl in cases]
-    assert [o.type.shape for o in outs] == [(None, None, 21), (None, None, 10), (None, None, 5)]
+    assert [o.type.shape for o in outs] == [(None, None, 5), (None, None, 4)]
     fn = compile_fn([x], outs, backend)
     for shape in [(2, 3, 7, 6), (1, 2, 3, 5)]:
         value = randn(*shape)

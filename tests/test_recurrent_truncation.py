@@ -21,14 +21,14 @@ H, W, K2D = 2, 3, 3  # LSTM2D: rows, columns (6 scanned positions), truncate_gra
 
 
 def _graph(gru, lstm2d, static):
-    """Outputs and gradients of both modules in both directions, the GRU masked."""
+    """Outputs and gradients of a masked backward GRU and a forward LSTM2D."""
     x = pt.tensor("x", shape=(T if static else None, B, 2), dtype="float32")
     m = pt.tensor("m", shape=(T if static else None, B), dtype="float32")
     grid = pt.tensor("grid", shape=(H, W, B, 2) if static else (None, None, B, 2), dtype="float32")
-    # LSTM2D one way: the split itself (shared with the GRU) is checked both ways
-    outs = [gru.forward(x, seq_mask=m, backward=True), gru.forward(x, seq_mask=m), lstm2d.forward(grid, backward=True)]
+    # one direction each (the scans cost the time): the GRU backward (reversed split), masked
+    outs = [gru.forward(x, seq_mask=m, backward=True), lstm2d.forward(grid)]
     rng = np.random.default_rng(3)
-    shapes = [(T, B, 3)] * 2 + [(H, W, B, 3)]
+    shapes = [(T, B, 3), (H, W, B, 3)]
     loss = sum(pt.sum(o * rng.standard_normal(shape).astype("float32")) for o, shape in zip(outs, shapes))
     return [x, m, grid], outs + pytensor.grad(loss, [x, grid, *gru.params, *lstm2d.params])
 
@@ -56,10 +56,20 @@ def test_split_truncation_equals_the_truncated_scan(backend, modules_and_referen
     gru, lstm2d, args, expected = modules_and_reference
     inputs, outputs = _graph(gru, lstm2d, static=True)
     assert all(n.op.truncate_gradient == -1 for n in pytensor.graph.traversal.applys_between(inputs, outputs) if isinstance(n.op, Scan))
-    got = compile_fn(inputs, outputs, backend)(*args)
-    for k, (a, b) in enumerate(zip(got, expected, strict=True)):
-        assert_close(a, b, rtol=2e-4, atol=2e-5, err_msg=f"output {k}")
-    g_x = got[3][:, 0]
-    # The GRU's backward pass reaches the first K steps, its forward pass the last K.
-    assert not g_x[K : T - K].any()
-    assert np.abs(g_x[:K]).min() > 0 and np.abs(g_x[T - K :]).min() > 0
+    checked = range(len(outputs))
+    if backend == "numba":
+        # Numba takes minutes per scan gradient on a cold cache; the split is one code
+        # path (recurrent_scan) for both modules, so Numba checks the GRU's outputs and
+        # gradients (LSTM2D runs split on C and JAX)
+        checked = [0, 2, *range(4, 4 + len(gru.params))]
+        outputs = [outputs[k] for k in checked]
+    got = dict(zip(checked, compile_fn(inputs, outputs, backend)(*args)))
+    for k, value in got.items():
+        assert_close(value, expected[k], rtol=2e-4, atol=2e-5, err_msg=f"output {k}")
+    # backward GRU: the last K scanned steps are the first K in time; LSTM2D forward: the
+    # last K2D positions in row-major order
+    g_x = got[2][:, 0]
+    assert not g_x[K:].any() and np.abs(g_x[:K]).min() > 0
+    if 3 in got:
+        g_grid = got[3][:, :, 0].reshape(H * W, 2)
+        assert not g_grid[: H * W - K2D].any() and np.abs(g_grid[H * W - K2D :]).min() > 0
