@@ -3,7 +3,6 @@ shape, the Theano-era habit): values and gradients on every backend, JAX include
 
 from __future__ import annotations
 
-import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest

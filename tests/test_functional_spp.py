@@ -3,7 +3,6 @@ implementations: values and input gradients, static and run-time image sizes."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest

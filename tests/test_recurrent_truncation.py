@@ -8,11 +8,10 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from pytensor.compile.mode import Mode
 from pytensor.scan.op import Scan
 
 from dandelion.module import GRU, LSTM2D
-from pytensor.compile.mode import Mode
-
 from tests.helpers import assert_close, compile_fn
 from tests.recurrent_harness import draw_mask, randomize_weights
 
