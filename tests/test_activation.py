@@ -1,6 +1,7 @@
 """Activations against NumPy formulas, one compiled function per backend."""
 
 import numpy as np
+import pytensor
 import pytest
 from scipy.special import erf
 
@@ -92,3 +93,19 @@ def test_gelu_tanh_is_close_to_exact_gelu(backend, data):
     x = ftensor("x", data.shape)
     exact, approximate = compile_fn([x], [act.gelu(x), act.gelu_tanh(x)], backend)(data)
     assert np.abs(exact - approximate).max() < 1e-3
+
+
+def test_relu_takes_theanos_negative_slope(backend, data):
+    """relu(x, alpha): x above 0, alpha * x below, alpha a number (positional or keyword)
+    or a tensor (a learnable slope, with its gradient)."""
+    x = ftensor("x", data.shape)
+    slope = pytensor.shared(np.float32(0.25), name="slope")
+    per_channel = pytensor.shared(np.array([0.5, -1.0, 2.0, 0.0, 0.1], dtype="float32"), name="per_channel")
+    learned = act.relu(x, alpha=slope)
+    outs = [act.relu(x, 0.2), act.relu(x, alpha=1 / 3), learned, act.relu(x, per_channel), pytensor.grad(learned.sum(), slope)]
+    results = compile_fn([x], outs, backend)(data)
+    xd = data.astype("float64")
+    for out, alpha in zip(results[:4], (0.2, 1 / 3, 0.25, per_channel.get_value())):
+        assert out.dtype == np.float32
+        assert_close(out, np.where(xd > 0, xd, alpha * xd), rtol=1e-5, atol=1e-5)
+    assert_close(results[4], xd[xd < 0].sum(), rtol=1e-5, atol=1e-4)  # d/dalpha of alpha * x over x < 0

@@ -13,6 +13,7 @@ from pytensor.graph.basic import equal_computations
 
 from dandelion.functional.crf import crf_nll, padded_transition_scores, split_padded
 from dandelion.module import ChainCRF
+from dandelion.update import adam
 from tests.crf_reference import brute_force, transition_matrix
 from tests.helpers import assert_close, compile_fn, verify_grad
 
@@ -80,8 +81,8 @@ def test_loss_decoding_and_gradient_match_brute_force(backend, seed):
             scores = transition_matrix(modules[key].transitions.get_value(), pad, normalization)
             nll, best, grad = brute_force(p_scale * x.astype("float64"), y, scores, pad)
             if l1 > 0:
-                assert loss.shape == (1,)
-                assert_close(loss, [nll.sum() + l1 * np.abs(scores).sum()], err_msg=where)
+                assert loss.shape == ()  # a scalar like every other loss (the old port gave (1,))
+                assert_close(loss, nll.sum() + l1 * np.abs(scores).sum(), err_msg=where)
             else:
                 assert loss.shape == (B,)
                 assert_close(loss, nll, err_msg=where)
@@ -105,6 +106,15 @@ def test_gradients_against_finite_differences():
     # Inside (1e-4, 1): away from the clip's kinks.
     raws = [rng.uniform(0.1, 0.9, size=(size, size)) for size in (N + 2, N)]
     verify_grad(nll, [rng.normal(size=(B, T, N)), *raws])
+
+
+def test_l1_regularized_loss_is_a_scalar_that_grad_and_optimizers_take():
+    crf = ChainCRF(3, l1_regularization=0.01)
+    loss = crf.forward(pt.tensor("x", shape=(2, 3, 3), dtype="float32"), pt.imatrix("y"))
+    assert loss.ndim == 0
+    # both refused a (1,) loss ("cost must be a scalar")
+    assert pytensor.grad(loss, crf.transitions).type.shape == (5, 5)
+    assert list(adam(loss, crf.params)) != []
 
 
 def test_transitions_shape_names_and_order():

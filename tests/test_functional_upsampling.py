@@ -7,19 +7,7 @@ import pytest
 
 from dandelion.functional import upsample_2d, upsample_2d_bilinear
 from tests.helpers import assert_close, compile_fn, ftensor, randn
-
-
-def interpolate_axis(a, num, den, axis):
-    """Linear interpolation at (i * den + 0.5) / num - 0.5, clamped to the edges (half-pixel centres)."""
-    n = a.shape[axis]
-    samples = []
-    for i in range(-(-n * num // den)):
-        src = min(max((i * den + 0.5) / num - 0.5, 0.0), n - 1)
-        lo = int(np.floor(src))
-        hi = min(lo + 1, n - 1)
-        t = src - lo
-        samples.append((1 - t) * np.take(a, lo, axis) + t * np.take(a, hi, axis))
-    return np.stack(samples, axis)
+from tests.upsampling_reference import interpolate_axis, theano_bilinear_axis
 
 
 def repeat_ref(x, rh, rw):
@@ -62,14 +50,33 @@ def test_upsampling_matches_references(backend):
 
 
 def test_kernel_methods_and_fractional_ratio(backend):
-    """The 2-D kernel on an even ratio and the 1-D kernels on a fractional one, against the reference."""
+    """Even ratios and even numerators as Theano's kernel algorithm computes them, both kernel forms."""
     x_val = randn(1, 2, 3, 4)
     x = ftensor("x", x_val.shape)
-    outs = [upsample_2d_bilinear(x, ratio=4, use_1D_kernel=False), upsample_2d_bilinear(x, frac_ratio=(3, 2))]
-    results = compile_fn([x], outs, backend)(x_val)
+    hand = ftensor("hand", (1, 1, 2, 2))
+    outs = [
+        upsample_2d_bilinear(x, ratio=4, use_1D_kernel=False),
+        upsample_2d_bilinear(x, ratio=(2, 3)),
+        upsample_2d_bilinear(x, frac_ratio=(3, 2)),
+        upsample_2d_bilinear(x, frac_ratio=((4, 3), (6, 4)), use_1D_kernel=False),  # 6/4 reduces to 3/2
+        upsample_2d_bilinear(hand, ratio=2),
+    ]
+    results = compile_fn([x, hand], outs, backend)(x_val, np.array([[[[1, 2], [3, 4]]]], "float32"))
     x64 = x_val.astype("float64")
-    assert_close(results[0], interpolate_axis(interpolate_axis(x64, 4, 1, 2), 4, 1, 3), rtol=1e-5, atol=1e-5)
-    assert_close(results[1], interpolate_axis(interpolate_axis(x64, 3, 2, 2), 3, 2, 3), rtol=1e-5, atol=1e-5)
+    expected = [
+        theano_bilinear_axis(theano_bilinear_axis(x64, 4, 2), 4, 3),
+        theano_bilinear_axis(theano_bilinear_axis(x64, 2, 2), 3, 3),
+        theano_bilinear_axis(theano_bilinear_axis(x64, 3, 2, subsample=2), 3, 3, subsample=2),
+        theano_bilinear_axis(theano_bilinear_axis(x64, 4, 2, subsample=3), 3, 3, subsample=2),
+    ]
+    for out, ref, sym in zip(results, expected, outs):
+        assert out.shape == ref.shape == sym.type.shape
+        assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    # the two references agree: Theano's kernel samples (o - (r - 1) // 2) / r, clamped
+    assert_close(expected[0], interpolate_axis(interpolate_axis(x64, 4, 1, 2), 4, 1, 3), rtol=1e-12, atol=1e-12)
+    assert_close(expected[3], interpolate_axis(interpolate_axis(x64, 4, 3, 2), 3, 2, 3), rtol=1e-12, atol=1e-12)
+    # by hand: rows and columns sample at 0, 0.5, 1 and 1.5, clamped to 1
+    assert_close(results[4][0, 0], [[1, 1.5, 2, 2], [2, 2.5, 3, 3], [3, 3.5, 4, 4], [3, 3.5, 4, 4]])
 
 
 def test_errors_name_function_argument_and_values():

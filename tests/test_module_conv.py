@@ -49,6 +49,29 @@ def test_conv_modules_match_naive_loops(backend):
         assert_close(out, ref, rtol=1e-4, atol=1e-4)
 
 
+def test_conv_transposed_flip_filters_has_the_old_meaning_and_default(backend):
+    """Old Dandelion: flip_filters=True scatters the kernel as given (PyTorch's
+    conv_transpose2d with the same weight), False (the default) scatters it flipped."""
+    kernel = np.array([[1.0, 2.0], [3.0, 4.0]], dtype="float32")
+    x_val = randn(2, 3, 4, 5)
+    one = ftensor("one", (1, 1, 1, 1))
+    x = ftensor("x", x_val.shape)
+    given = ConvTransposed2D(1, 1, kernel_size=2, W=kernel[None, None], b=None, flip_filters=True)
+    flipped = ConvTransposed2D(1, 1, kernel_size=2, W=kernel[None, None], b=None, flip_filters=False)
+    default = ConvTransposed2D(1, 1, kernel_size=2, W=kernel[None, None], b=None)
+    strided = ConvTransposed2D(3, 2, kernel_size=(3, 2), stride=(2, 3), pad=(1, 0), b=None, flip_filters=True)
+    outs = [m.forward(one) for m in (given, flipped, default)] + [strided.forward(x)]
+    results = compile_fn([one, x], outs, backend)(np.ones((1, 1, 1, 1), "float32"), x_val)
+    assert_close(results[0][0, 0], kernel)
+    assert_close(results[1][0, 0], kernel[::-1, ::-1])
+    assert_close(results[2][0, 0], kernel[::-1, ::-1])
+    # every input pixel scatters W[c_in, c_out] unflipped at (i * stride - pad)
+    weights = strided.W.get_value().astype("float64")
+    expected = conv2d_transpose_ref(x_val.astype("float64"), weights, (7, 14), stride=(2, 3), pad=(1, 0), flip=False)
+    assert results[3].shape == expected.shape == outs[3].type.shape
+    assert_close(results[3], expected, rtol=1e-4, atol=1e-4)
+
+
 def test_output_shape_formulas():
     x = ftensor("x", (4, 1, 32, 33))
     assert Conv2D(1, 3, stride=(2, 2)).forward(x).type.shape == (4, 3, 15, 16)  # (32 - 3) // 2 + 1

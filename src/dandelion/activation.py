@@ -53,8 +53,33 @@ def tanh(x):
     return pt.tanh(x)
 
 
-def relu(x):
-    return pt.maximum(x, 0)
+def relu(x, alpha=0):
+    """Rectifier with an optional slope for negative inputs (Theano's ``relu``).
+
+    Parameters
+    ----------
+    x : tensor
+    alpha : number or tensor broadcastable against x
+        Slope for ``x < 0``; a shared variable makes it learnable (parametric ReLU).
+        The result is ``0.5 (1 + alpha) x + 0.5 (1 - alpha) |x|``: x where x > 0,
+        ``alpha x`` elsewhere.
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> from dandelion.activation import relu
+    >>> relu(pt.constant([-2.0, 3.0]), 0.5).eval()
+    array([-1.,  3.])
+    """
+    x = pt.as_tensor_variable(x)
+    if isinstance(alpha, (int, float, np.number)):
+        if alpha == 0:
+            return pt.maximum(x, 0)
+        alpha = _like(alpha, x)
+    else:
+        alpha = pt.as_tensor_variable(alpha)
+    half = _like(0.5, x)
+    return half * (1 + alpha) * x + half * (1 - alpha) * pt.abs(x)
 
 
 def softplus(x):

@@ -13,6 +13,7 @@ from pytensor.graph.traversal import apply_ancestors, graph_inputs
 from pytensor.scan.op import Scan
 
 from dandelion._compat import compile_without_implicit_updates, read_default_update
+from dandelion.compile_shapes import ShapeSpecializedFunction, can_specialize, shape_free_inputs
 from dandelion.rollback import with_rollback
 
 BACKEND_ENV_VAR = "DANDELION_BACKEND"
@@ -119,6 +120,10 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
     attribute to the PyTensor ``Function`` (its ``function``); when nothing needs a
     copy, the PyTensor ``Function`` itself.
 
+    On JAX, inputs declared without a static shape (``pt.matrix('x')``) are specialised
+    like ``jax.jit``: the first call with a new combination of input shapes compiles the
+    graph for those shapes (cached), so the result is a ``ShapeSpecializedFunction``.
+
     Examples
     --------
     >>> import pytensor.tensor as pt
@@ -138,6 +143,13 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
         # scan out of the loop with T-step and k-step operands when the scan carries
         # more than one state and a mask (a shape error at run time); keep them inside.
         resolved = resolved.excluding("scan_pushout_add")
+    if backend_name(resolved) == "jax" and shape_free_inputs(inputs) and can_specialize(inputs):
+        # JAX needs concrete shapes while tracing: compile per shape signature, as jax.jit
+        def compile_for(shaped_inputs, shaped_outputs, shaped_updates):
+            compiled = compile_without_implicit_updates(shaped_inputs, shaped_outputs, shaped_updates, resolved, **kwargs)
+            return with_rollback(compiled)
+
+        return ShapeSpecializedFunction(inputs, outputs, explicit, compile_for)
     compiled = compile_without_implicit_updates(inputs, outputs, explicit or None, resolved, **kwargs)
     # A call that raises (x and y of different batch sizes) must leave every shared
     # variable as it was, including those an inplace node had already overwritten.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
 
 from dandelion.ops.conv2d import Conv2D
 from dandelion.ops.conv2d_grad_input import Conv2DGradInput
@@ -24,6 +25,16 @@ def _tensor(where, argument, value):
     if value.ndim != 4:
         raise ValueError(f"{where}: {argument} must be 4-D, got ndim {value.ndim} (static shape {value.type.shape})")
     return value
+
+
+def _filters(where, filters):
+    """The filters, with the static shape of their current value when they are a shared
+    variable declared without one (``pytensor.shared(W)``, the Theano-era habit): JAX
+    needs the kernel size, and a later ``set_value`` of another shape fails loudly."""
+    filters = _tensor(where, "filters", filters)
+    if isinstance(filters, SharedVariable) and None in filters.type.shape:
+        filters = pt.specify_shape(filters, filters.get_value(borrow=True).shape)
+    return filters
 
 
 def conv2d(input, filters, stride=(1, 1), pad="valid", dilation=(1, 1), num_groups=1, flip_filters=True, filter_size=None):
@@ -58,7 +69,7 @@ def conv2d(input, filters, stride=(1, 1), pad="valid", dilation=(1, 1), num_grou
     (2, 4, 8, 8)
     """
     input = _tensor("conv2d", "input", input)
-    filters = _tensor("conv2d", "filters", filters)
+    filters = _filters("conv2d", filters)
     dilation = as_int_tuple("conv2d", "dilation", dilation, 2)
     pads = resolve_conv_pad("conv2d", pad, _kernel_size("conv2d", filters, filter_size), dilation)
     return Conv2D(stride, pads, dilation, num_groups, flip_filters)(input, filters)
@@ -85,7 +96,7 @@ def conv2d_transpose(
     (B, C_out, H_out, W_out) tensor
     """
     input = _tensor("conv2d_transpose", "input", input)
-    filters = _tensor("conv2d_transpose", "filters", filters)
+    filters = _filters("conv2d_transpose", filters)
     stride = as_int_tuple("conv2d_transpose", "stride", stride, 2)
     dilation = as_int_tuple("conv2d_transpose", "dilation", dilation, 2)
     kernel = _kernel_size("conv2d_transpose", filters, filter_size)

@@ -13,8 +13,8 @@ def align_crop(tensor_list, cropping):
     Parameters
     ----------
     tensor_list : list of tensors of equal ndim
-    cropping : sequence of {None, 'lower', 'upper', 'center'}, one per leading axis
-        None leaves the axis alone; 'lower' keeps the first entries, 'upper' the last,
+    cropping : None or sequence of {None, 'lower', 'upper', 'center'}, one per leading axis
+        None (instead of a sequence) returns the tensors uncropped. Within the sequence, None leaves the axis alone; 'lower' keeps the first entries, 'upper' the last,
         'center' the middle (the extra one, for odd differences, is cut at the end).
         Axes beyond ``len(cropping)`` are not cropped.
 
@@ -23,8 +23,8 @@ def align_crop(tensor_list, cropping):
     list of tensors
     """
     tensors = [pt.as_tensor_variable(t) for t in tensor_list]
-    if not tensors:
-        return []
+    if not tensors or cropping is None:
+        return tensors
     ndim = tensors[0].ndim
     if any(t.ndim != ndim for t in tensors):
         raise ValueError(f"align_crop: all tensors must have the same ndim, got {[t.ndim for t in tensors]}")

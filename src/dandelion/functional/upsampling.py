@@ -48,21 +48,23 @@ def upsample_2d(x, ratio, mode="repeat"):
 
 
 def bilinear_kernel_1d(ratio, dtype):
-    """Linear-interpolation weights ``1 - |j - centre| / ratio`` as a transposed-convolution kernel.
+    """Theano's linear-interpolation kernel ``[1, 2, ..., ratio, ..., 2, 1] / ratio``.
 
-    Output samples sit at ``(i + 0.5) / ratio - 0.5`` in input coordinates: on input
-    samples (offset by an integer) for odd ratios, halfway between for even ones, hence
-    length ``2 ratio - 1`` (odd) or ``2 ratio`` (even). Theano used the odd-ratio triangle
-    for every ratio, which shifts even-ratio outputs by half an input pixel.
+    As a transposed-convolution kernel (stride ``ratio``, padding ``bilinear_pad``) it
+    makes output sample ``o`` interpolate the input at ``(o - (ratio - 1) // 2) / ratio``:
+    the half-pixel centres ``(o + 0.5) / ratio - 0.5`` for odd ratios, and for even ones
+    the positions Theano's ``bilinear_upsampling`` used, half an output pixel earlier.
     """
-    length = 2 * ratio - ratio % 2
-    centre = (length - 1) / 2
-    return (1 - np.abs(np.arange(length) - centre) / ratio).astype(dtype)
+    return (1 - np.abs(np.arange(2 * ratio - 1) - (ratio - 1)) / ratio).astype(dtype)
 
 
 def bilinear_pad(ratio):
-    """Padding that aligns ``bilinear_kernel_1d`` with an input carrying one edge sample per side."""
-    return 3 * ratio // 2
+    """Padding that aligns ``bilinear_kernel_1d`` with an input carrying one edge sample per side.
+
+    Output o reads padded position ``(o + pad - ratio + 1) / ratio``, which is input
+    position ``(o - (ratio - 1) // 2) / ratio`` plus the edge sample's 1.
+    """
+    return 2 * ratio - 1 - (ratio - 1) // 2
 
 
 def _ratios(ratio, frac_ratio):
@@ -88,7 +90,7 @@ def _upsample_axis(x, ratio, axis, size):
     kernel = bilinear_kernel_1d(ratio, x.dtype)
     shape = (1, 1, kernel.size, 1) if axis == 2 else (1, 1, 1, kernel.size)
     # The transposed convolution spreads each input sample over the triangle; with the
-    # replicated edge this is linear interpolation at half-pixel centres, edges clamped.
+    # replicated edge this is linear interpolation, clamped at the edges.
     pad = bilinear_pad(ratio)
     pads = (pad, 0) if axis == 2 else (0, pad)
     stride = (ratio, 1) if axis == 2 else (1, ratio)
@@ -111,10 +113,12 @@ def upsample_2d_bilinear(x, ratio=None, frac_ratio=None, use_1D_kernel=True):
     use_1D_kernel : bool
         Two separable 1-D passes (True, cheaper) or one 2-D kernel; the results agree.
 
-    Sample ``i`` of the upsampled axis interpolates the input at ``(i + 0.5) / ratio - 0.5``
-    (clamped to the edges), the usual half-pixel convention. This matches Theano's
-    ``bilinear_upsampling`` for odd ratios; for even ratios Theano's kernel was off by
-    half an input pixel, which is corrected here.
+    Sample ``i`` of the upsampled axis interpolates the input at ``(i - (ratio - 1) // 2) / ratio``
+    (clamped to the edges), as Theano's ``bilinear_upsampling`` (kernel
+    ``[1, 2, ..., ratio, ..., 2, 1] / ratio``) did, so old models give their old outputs:
+    the half-pixel convention ``(i + 0.5) / ratio - 0.5`` for odd ratios, half an output
+    pixel earlier for even ones (``[[1, 2]]`` at ratio 2 gives ``[[1, 1.5, 2, 2]]``).
+    With ``frac_ratio``, sample ``i`` is sample ``i * den`` of the upsampling by ``num``.
     """
     x = pt.as_tensor_variable(x)
     if x.ndim != 4:

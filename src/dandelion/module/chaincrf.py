@@ -95,8 +95,9 @@ class ChainCRF(Module):
 
         Returns
         -------
-        (B,) per-sequence loss when ``l1_regularization`` is 0, else (1,): the loss
-        summed over the batch plus ``l1_regularization * sum(|A|)``.
+        (B,) per-sequence loss when ``l1_regularization`` is 0, else a 0-d scalar (like
+        every other loss, so it can be differentiated directly): the loss summed over the
+        batch plus ``l1_regularization * sum(|A|)``.
         """
         x = self._check_x("ChainCRF.forward", x)
         y = check_ndim("ChainCRF.forward", "y", y, 2)
@@ -108,9 +109,7 @@ class ChainCRF(Module):
         transitions, start, end = split_padded(scores, self.state_pad)
         loss = crf_nll(x, y, transitions, start, end)
         if self.l1_regularization > 0:
-            loss = (
-                pt.sum(loss) + pt.constant(self.l1_regularization, dtype=scores.dtype) * pt.sum(abs(scores))
-            ).reshape((1,))
+            loss = pt.sum(loss) + pt.constant(self.l1_regularization, dtype=scores.dtype) * pt.sum(abs(scores))
         return loss
 
     def predict(self, x):

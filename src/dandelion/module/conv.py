@@ -163,6 +163,13 @@ class ConvTransposed2D(_ConvBase):
     (out_channels, H_out, W_out) with ``untie_bias``; ``b=None`` disables the bias (the
     old library crashed on it).
 
+    flip_filters : bool, default False
+        Meant as for ``Conv2D`` applied to the upsampled (zero-dilated) input, as the old
+        library did: True is a true convolution of the upsampled input, i.e. every input
+        pixel scatters the kernel as given (PyTorch's ``conv_transpose2d`` with the same
+        weight); False scatters the kernel flipped. The old code's default was False
+        (its documentation listed True); old weights were trained with False.
+
     ``forward(input)``: (B, in_channels, H_in, W_in) -> (B, out_channels, H_out, W_out),
     ``H_out = (H_in - 1) * stride_h + dilation_h (kh - 1) + 1 - 2 pad_h``, the size a
     ``Conv2D`` of the same arguments maps back to H_in.
@@ -187,7 +194,7 @@ class ConvTransposed2D(_ConvBase):
         num_groups=1,
         W=init.GlorotUniform(),
         b=init.Constant(0.0),
-        flip_filters=True,
+        flip_filters=False,
         input_shape=(None, None),
         untie_bias=False,
         name=None,
@@ -208,7 +215,9 @@ class ConvTransposed2D(_ConvBase):
 
     def forward(self, input):
         input = self._check_input("ConvTransposed2D", input)
+        # conv2d_transpose's flag is that of the conv2d it is the adjoint of: scattering the
+        # kernel as given is the adjoint of cross-correlation (flip False there)
         output = conv2d_transpose(
-            input, self.W, None, self.stride, self.pads, self.dilation, self.num_groups, self.flip_filters
+            input, self.W, None, self.stride, self.pads, self.dilation, self.num_groups, not self.flip_filters
         )
         return self._add_bias(output)

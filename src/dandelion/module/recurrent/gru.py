@@ -82,9 +82,11 @@ class GRU(GRUParams):
     learn_ini : bool
         Learn the initial state h_ini (H,), broadcast over the batch.
     truncate_gradient : int
-        -1 for full back-propagation through time, else the number of steps.
-        Gradients of a truncated scan fail on PyTensor's JAX backend
-        (PyTensor 3.0: an assertion in its scan trace handling); use C or Numba.
+        -1 for full back-propagation through time, else the number of steps:
+        gradients reach only the last ``truncate_gradient`` scanned steps, as in
+        Theano's scan. With a static sequence length the scan is split where
+        truncation starts, which every backend differentiates; a truncated scan of
+        unknown length fails to differentiate on PyTensor's JAX backend.
     name : str, optional
 
     Notes

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytensor.tensor as pt
-from pytensor.gradient import zero_grad
 
 from dandelion import initialization as init
 from dandelion.activation import tanh
 from dandelion.module.recurrent.common import RecurrentModule
-from dandelion.module.recurrent.scan_core import recurrent_scan
+from dandelion.module.recurrent.scan_core import recurrent_scan, truncated_run
 from dandelion.module.recurrent.steps import lstm_step
 from dandelion.module.recurrent.validate import peephole_init, zeros
 from dandelion.ops.lstm_sequence import lstm_sequence
@@ -198,23 +197,14 @@ class LSTM(LSTMParams):
             seq_mask = None if seq_mask is None else seq_mask[::-1]
         peepholes = [getattr(self, key) for key in PEEPHOLES] if self.peephole else None
 
-        def run(start, stop, h_start, c_start):
+        def run(start, stop, states):
             mask = None if seq_mask is None else seq_mask[start:stop]
             return lstm_sequence(
-                gate_input[start:stop], self.W_hid, h_start, c_start,
+                gate_input[start:stop], self.W_hid, *states,
                 peepholes=peepholes, mask=mask, grad_clipping=self.grad_clipping,
             )
 
-        steps = seq_input.type.shape[0]
-        if self.truncate_gradient == -1 or self.truncate_gradient >= steps:
-            seq_h, seq_c = run(None, None, h0, c0)
-        else:
-            # Theano's truncated scan: no gradient reaches the steps before the last
-            # truncate_gradient ones, nor through the states they hand on.
-            split = steps - self.truncate_gradient
-            early_h, early_c = (zero_grad(v) for v in run(None, split, h0, c0))
-            late_h, late_c = run(split, None, early_h[-1], early_c[-1])
-            seq_h, seq_c = pt.concatenate([early_h, late_h]), pt.concatenate([early_c, late_c])
+        seq_h, seq_c = truncated_run(run, seq_input.type.shape[0], self.truncate_gradient, [h0, c0])
         h_final, c_final = seq_h[-1], seq_c[-1]
         if backward:
             seq_h = seq_h[::-1]

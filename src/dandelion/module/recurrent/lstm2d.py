@@ -50,8 +50,10 @@ class LSTM2D(RecurrentModule):
     learn_ini : bool
         Learn h_ini, c_ini (hidden_dim,), broadcast over the batch.
     truncate_gradient : int
-        -1 for full back-propagation, else the number of scan steps. Gradients of a
-        truncated scan fail on PyTensor's JAX backend; use C or Numba.
+        -1 for full back-propagation, else the number of scan steps (positions, in
+        scan order). With static H and W the scan is split where truncation starts,
+        which every backend differentiates; a truncated scan of unknown length fails
+        to differentiate on PyTensor's JAX backend.
     name : str, optional
 
     Registration order: W_in (C, 4h), b_in (4h,), W_h_left (h, 4h), W_h_up (h, 4h),

@@ -10,8 +10,30 @@ input's time order, parameters enter ``scan`` as explicit ``non_sequences`` with
 from __future__ import annotations
 
 import pytensor.tensor as pt
+from pytensor.gradient import zero_grad
 
 from dandelion._compat import scan
+
+
+def truncated_run(run, steps, truncate_gradient, initial_states):
+    """Theano's truncated back-propagation through time, without a truncated scan.
+
+    ``run(start, stop, states)`` computes the state sequences (each (T', ...), in scan
+    order) of steps ``start:stop`` from ``states``. With a static length ``steps`` longer
+    than ``truncate_gradient``, the steps are run in two parts split where truncation
+    starts; the first part's states are handed on with their gradient stopped, so no
+    gradient reaches the earlier steps, as in a truncated scan. (PyTensor's JAX backend
+    cannot differentiate a truncated scan.) Otherwise one run, which the caller
+    truncates itself if the length is unknown.
+
+    Returns the state sequences over all steps.
+    """
+    if truncate_gradient == -1 or steps is None or truncate_gradient >= steps:
+        return list(run(None, None, initial_states))
+    split = steps - truncate_gradient
+    early = [zero_grad(seq) for seq in run(None, split, initial_states)]
+    late = run(split, None, [seq[-1] for seq in early])
+    return [pt.concatenate([first, second]) for first, second in zip(early, late, strict=True)]
 
 
 def _carry_masked(mask_t, new, previous, axis):
@@ -53,7 +75,10 @@ def recurrent_scan(
         Scan from the last step to the first. The returned sequences are still in
         the input's time order; ``final`` is the state after the first time step.
     truncate_gradient : int
-        -1 for full back-propagation through time, else the number of steps.
+        -1 for full back-propagation through time, else the number of steps. With a
+        static sequence length the scan is split where truncation starts
+        (``truncated_run``), which every backend differentiates; otherwise a truncated
+        scan, which PyTensor's JAX backend cannot differentiate.
     state_batch_axes : list of int, optional
         Batch axis of each state, where the mask applies.
 
@@ -87,17 +112,31 @@ def recurrent_scan(
         # Keep each state's type identical to its initial state's, which scan requires.
         return [pt.specify_shape(new, old.type.shape) if new.type != old.type else new for new, old in zip(new_states, states, strict=True)]
 
-    outputs = scan(
-        inner,
-        sequences=sequences,
-        outputs_info=initial_states,
-        non_sequences=params,
-        go_backwards=backward,
-        truncate_gradient=truncate_gradient,
-        strict=True,
-        return_list=True,
-        name=name,
-    )
+    def run(seqs, states, go_backwards=False, truncate=-1):
+        return scan(
+            inner,
+            sequences=seqs,
+            outputs_info=states,
+            non_sequences=params,
+            go_backwards=go_backwards,
+            truncate_gradient=truncate,
+            strict=True,
+            return_list=True,
+            name=name,
+        )
+
+    steps = sequences[0].type.shape[0] if sequences else None
+    if truncate_gradient != -1 and steps is not None and truncate_gradient < steps:
+        # split in scan order (reversed for backward), see truncated_run
+        ordered = [seq[::-1] for seq in sequences] if backward else sequences
+        outputs = truncated_run(
+            lambda start, stop, states: run([seq[start:stop] for seq in ordered], states),
+            steps,
+            truncate_gradient,
+            initial_states,
+        )
+    else:
+        outputs = run(sequences, initial_states, backward, truncate_gradient)
     final = [out[-1] for out in outputs]
     if backward:
         outputs = [out[::-1] for out in outputs]

@@ -13,7 +13,13 @@ from dandelion.ops.jax.conv_common import make_jax_conv, static_pair, zeros
 def jax_funcify_Conv2DGradFilters(op, node, **kwargs):
     conv = make_jax_conv(op)
     dtype = node.outputs[0].dtype
-    kh, kw = static_pair(node, (2, 3), 2, "filter_shape")
+    kh, kw = static_pair(
+        node,
+        (2, 3),
+        2,
+        "filter size (kh, kw)",
+        "declare the filters with a static shape (pt.tensor(name, shape=(O, C, kh, kw)), or a shared variable)",
+    )
 
     def conv2d_grad_filters(x, gy, kernel_hw):
         x = x.astype(dtype)

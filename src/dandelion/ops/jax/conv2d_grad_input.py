@@ -13,7 +13,13 @@ from dandelion.ops.jax.conv_common import make_jax_conv, static_pair, zeros
 def jax_funcify_Conv2DGradInput(op, node, **kwargs):
     conv = make_jax_conv(op)
     dtype = node.outputs[0].dtype
-    height, width = static_pair(node, (2, 3), 2, "input_shape")
+    height, width = static_pair(
+        node,
+        (2, 3),
+        2,
+        "image size (H, W) it produces",
+        "give conv2d's input, or conv2d_transpose's input and filters, static shapes (or pass output_size)",
+    )
 
     def conv2d_grad_input(w, gy, in_hw):
         w = w.astype(dtype)

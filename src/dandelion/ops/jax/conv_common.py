@@ -27,15 +27,18 @@ def make_jax_conv(op):
     return conv
 
 
-def static_pair(node, output_axes, input_index, what):
-    """The static (H, W) a JAX kernel needs: from the output type, else a constant input."""
+def static_pair(node, output_axes, input_index, what, remedy):
+    """The static (H, W) a JAX kernel needs: from the output type, else a constant input.
+
+    ``what`` names the pair and ``remedy`` says which graph input needs a static shape.
+    """
     static = tuple(node.outputs[0].type.shape[i] for i in output_axes)
     if all(n is not None for n in static):
         return static
     data = getattr(node.inputs[input_index], "data", None)
     if data is not None:
         return tuple(int(v) for v in data)
-    raise NotImplementedError(f"JAX needs a static {what} for {node.op}; give the input a static shape")
+    raise NotImplementedError(f"JAX needs the static {what} for {node.op}, unknown in this graph; {remedy}")
 
 
 def zeros(shape, dtype):
