@@ -187,7 +187,7 @@ class Module:
             if module._parent is not None and module._owner() is not mine:
                 self._refuse(key, module)
             for member in _container_members(module):
-                if member._owner() is not None and member._owner() is not mine and member._owner() is not module:
+                if member._owner() not in (None, mine):  # None: first adopted by this container
                     self._refuse(key, member)
         if key in self.sub_modules and self.sub_modules[key] is not module:
             self._release(key)
@@ -539,8 +539,6 @@ class ModuleList(_Container):
 
     def __getitem__(self, index):
         members = list(self.sub_modules.values())
-        if isinstance(index, slice):
-            return members[index]
         try:
             return members[index]
         except (IndexError, TypeError):
