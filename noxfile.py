@@ -11,7 +11,9 @@ nox.options.sessions = ["tests", "lint", "docs"]
 @nox.session(python=PYTHONS)
 def tests(session):
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", *session.posargs)
+    # one run per backend, as in CI: compiled code is never unloaded from a worker
+    for backends in ("c,none", "numba", "jax"):
+        session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", "--backends", backends, *session.posargs)
 
 
 @nox.session

@@ -1,8 +1,9 @@
 """Suite-wide configuration: backends, seeds, hypothesis profile, strict warnings.
 
 Every compiled check runs on the C, Numba and JAX backends through the ``backend``
-fixture. ``DANDELION_TEST_BACKENDS=c,numba`` narrows the set while developing; CI runs
-all three. JAX is skipped only when it is not installed, and says so.
+fixture. ``DANDELION_TEST_BACKENDS=c,numba`` (or ``--backends c,numba,none``) narrows the
+set while developing; CI runs all three, one pytest run per backend. JAX is skipped only
+when it is not installed, and says so.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 ALL_BACKENDS = ("c", "numba", "jax")
-BACKENDS = tuple(
-    b.strip() for b in os.environ.get("DANDELION_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",") if b.strip()
-)
+# "none" stands for the tests that take no ``backend`` argument (they compile nothing
+# backend-specific); ``--backends c,none`` runs the C checks and those once.
+NO_BACKEND = "none"
 HAS_JAX = importlib.util.find_spec("jax") is not None
 # Backends are compared at float32 tolerances; on NVIDIA GPUs JAX computes float32 matrix
 # products in TF32 (10 mantissa bits) unless told otherwise. Read when JAX is imported,
@@ -36,9 +37,36 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dandelion"))
 
 
 
-def backend_params():
+def pytest_addoption(parser):
+    parser.addoption(
+        "--backends",
+        default=None,
+        help=(
+            "comma-separated backends for the compiled checks (c, numba, jax) and 'none' for the "
+            "tests without a backend; default $DANDELION_TEST_BACKENDS (or c,numba,jax) plus none. "
+            "Compiled code is never unloaded, so one pytest run per backend bounds each worker's memory."
+        ),
+    )
+
+
+def selected_backends(config):
+    """The ``--backends`` list, checked; the default keeps backend-free tests selected."""
+    option = config.getoption("--backends")
+    if option is None:
+        env = os.environ.get("DANDELION_TEST_BACKENDS", ",".join(ALL_BACKENDS))
+        option = f"{env},{NO_BACKEND}"
+    names = tuple(dict.fromkeys(b.strip() for b in option.split(",") if b.strip()))
+    unknown = [b for b in names if b not in (*ALL_BACKENDS, NO_BACKEND)]
+    if unknown or not names:
+        raise pytest.UsageError(f"--backends: expected names from {(*ALL_BACKENDS, NO_BACKEND)}, got {option!r}")
+    return names
+
+
+def backend_params(names):
     params = []
-    for name in BACKENDS:
+    for name in names:
+        if name == NO_BACKEND:
+            continue
         marks = []
         if name == "jax" and not HAS_JAX:
             marks.append(pytest.mark.skip(reason="jax is not installed (pip install 'dandelion[jax]')"))
@@ -46,7 +74,30 @@ def backend_params():
     return params
 
 
-@pytest.fixture(params=backend_params())
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        # module scope: a module-scoped fixture can compile once per backend from ``backend``
+        params = backend_params(selected_backends(metafunc.config))
+        metafunc.parametrize("backend", params, indirect=True, scope="module")
+
+
+def pytest_collection_modifyitems(config, items):
+    names = selected_backends(config)
+    keep_free, keep_compiled = NO_BACKEND in names, len(names) > (NO_BACKEND in names)
+    if keep_free and keep_compiled:
+        return
+
+    def wanted(item):
+        # with no backend selected, a test using one is parametrised over nothing (NOTSET)
+        return keep_compiled if "backend" in getattr(item, "fixturenames", ()) else keep_free
+
+    kept = [item for item in items if wanted(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
+@pytest.fixture(scope="module")
 def backend(request):
     """Backend name for ``dandelion.function(..., mode=backend)``."""
     return request.param

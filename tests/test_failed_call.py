@@ -14,7 +14,6 @@ import dandelion
 from dandelion.module import BatchNorm, Dense, Dropout, Module
 from dandelion.rollback import RollbackFunction
 from dandelion.update import adam
-from tests.conftest import backend_params
 
 BATCH = 5
 
@@ -33,8 +32,8 @@ class Net(Module):
         return self.d2(pt.tanh(h))
 
 
-@pytest.fixture(scope="module", params=backend_params())
-def trainer(request):
+@pytest.fixture(scope="module")
+def trainer(backend):
     """One compiled training step per backend for the whole module."""
     net = Net()
     # x static (JAX needs static dropout shapes); y's batch length is free, so a
@@ -44,7 +43,7 @@ def trainer(request):
     loss = ((net.forward(x) - y) ** 2).mean()
     updates = adam(loss, net.collect_params(), learning_rate=0.01)
     updates.update(net.collect_self_updates())
-    train = dandelion.function([x, y], loss, updates=updates, mode=request.param)
+    train = dandelion.function([x, y], loss, updates=updates, mode=backend)
     return train, list(updates)
 
 
@@ -94,8 +93,8 @@ def test_the_wrapped_function_keeps_pytensor_s_attributes(trainer):
         assert train.function.trust_input is False
 
 
-@pytest.fixture(scope="module", params=backend_params())
-def static_trainer(request):
+@pytest.fixture(scope="module")
+def static_trainer(backend):
     """Static shapes throughout, integer labels: only the label check can raise."""
     from dandelion.objective import categorical_crossentropy
 
@@ -106,7 +105,7 @@ def static_trainer(request):
     loss = categorical_crossentropy(pt.special.softmax(d2(pt.tanh(d1(x))), axis=-1), labels).mean()
     params = d1.collect_params() + d2.collect_params()
     updates = adam(loss, params, learning_rate=0.01)
-    return dandelion.function([x, labels], loss, updates=updates, mode=request.param), params, list(updates)
+    return dandelion.function([x, labels], loss, updates=updates, mode=backend), params, list(updates)
 
 
 def test_updates_after_the_last_node_that_can_raise_need_no_copy_and_stay_safe(static_trainer):

@@ -6,16 +6,14 @@ import pytest
 
 from dandelion.module import Embedding
 from dandelion.objective import categorical_crossentropy
-from tests.conftest import backend_params
 from tests.helpers import compile_fn
 
 B, C, ROWS, DIM = 4, 3, 5, 2
 
 
-@pytest.fixture(scope="module", params=backend_params())
-def graph(request):
+@pytest.fixture(scope="module")
+def graph(backend):
     """One compiled graph per backend for the whole module."""
-    backend = request.param
     np.random.seed(3)
     emb = Embedding(ROWS, DIM, name="emb")
     p = pt.tensor("p", shape=(B, C), dtype="float32")
