@@ -159,6 +159,17 @@ def test_shuffleseg_names():
     assert len(got) == 2 + 4 + 3 * 2 * (4 * 2 + 3 * 4) + len(decoder)
 
 
+def test_shuffleseg_takes_the_old_encoder_keywords():
+    """The old signature named the encoder's options SF_batchnorm_mode and SF_activation."""
+    from dandelion.activation import elu
+
+    kwargs = dict(in_channels=1, Nclass=3, SF_group_num=2, SF_stage_channels=[8, 16, 32, 64], SF_stack_size=[1, 1, 1])
+    model = model_ShuffleSeg(**kwargs, SF_batchnorm_mode=0, SF_activation=elu)
+    units = [m for _, m in model.named_modules() if hasattr(m, "activation")]
+    assert model.encoder.batchnorm_mode == 0 and units and all(m.activation is elu for m in units)
+    assert len(names(model)) < len(names(model_ShuffleSeg(**kwargs)))  # the units' BatchNorms are gone
+
+
 def test_shufflenet_names():
     model = model_ShuffleNet(in_channels=3, group_num=2, stage_channels=[8, 16, 32, 64], stack_size=[1, 1, 1])
     got = names(model)

@@ -53,7 +53,9 @@ def uniform_from_counter(seed, stream, counter, shape, dtype):
     counter : uint32 scalar tensor (the state that advances between calls).
     shape : tuple of ints or scalar tensors.
     """
-    base = mix32(_wrap(seed.astype("uint32") * _GOLDEN + np.uint32(stream) * _STREAM))
+    # the stream's product wrapped in Python ints: NumPy warns on uint32 scalar overflow
+    stream_term = np.uint32((stream * int(_STREAM)) & 0xFFFFFFFF)
+    base = mix32(_wrap(seed.astype("uint32") * _GOLDEN + stream_term))
     key = mix32(pt.bitwise_xor(_wrap(counter.astype("uint32") * _GOLDEN), base))
     size = 1
     for length in shape:

@@ -41,14 +41,15 @@ class model_ShuffleSeg(Module):
     x8 (convT3) to the input size. No activation in the decoder, as in the paper, and no
     softmax at the end: the model returns convT3's raw class scores, as the old library's
     did (apply ``softmax`` over axis 1, or a loss on logits, yourself). bn1..bn4 exist
-    whatever ``batchnorm_mode`` is, as in the old library.
+    whatever ``SF_batchnorm_mode`` is, as in the old library.
 
     Parameters
     ----------
     in_channels, Nclass : int
     SF_group_num, SF_stage_channels, SF_stack_size : the encoder's ``group_num``,
         ``stage_channels``, ``stack_size`` (see ``model_ShuffleNet``)
-    batchnorm_mode, activation : the encoder's shuffle units' (see ``model_ShuffleNet``)
+    SF_batchnorm_mode, SF_activation : the encoder's ``batchnorm_mode`` and ``activation``
+        (see ``model_ShuffleNet``); the old library's names
 
     ``forward(x)`` / ``predict(x)``: x (B, in_channels, H, W), H and W divisible by 32;
     returns class scores (B, Nclass, H, W).
@@ -61,14 +62,14 @@ class model_ShuffleSeg(Module):
         SF_group_num=4,
         SF_stage_channels=(24, 272, 544, 1088),
         SF_stack_size=(3, 7, 3),
-        batchnorm_mode=1,
-        activation=relu,
+        SF_batchnorm_mode=1,
+        SF_activation=relu,
     ):
         super().__init__()
         check_positive_int("model_ShuffleSeg", "Nclass", Nclass)
         self.encoder = ShuffleNet(
             Nclass, in_channels=in_channels, group_num=SF_group_num, stage_channels=SF_stage_channels,
-            stack_size=SF_stack_size, batchnorm_mode=batchnorm_mode, activation=activation,
+            stack_size=SF_stack_size, batchnorm_mode=SF_batchnorm_mode, activation=SF_activation,
         )
         stage_channels = self.encoder.stage_channels
 
