@@ -2,7 +2,7 @@
 
 One compiled loop nest serves 1-, 2- and 3-D pooling; window sizes, strides, pads and
 the mode are run-time arguments. Kernels write into the caller's (C-contiguous) output
-buffer through flat indices. Mode codes follow ``dandelion.ops.pool_common.MODE_CODES``.
+buffer through flat indices. Mode codes follow ``dandelion.ops.pool.MODE_CODES``.
 """
 
 from __future__ import annotations
