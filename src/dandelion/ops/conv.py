@@ -165,7 +165,41 @@ class Conv2dOp(ConvParams):
         return [gx.astype(x.dtype), gw.astype(w.dtype)]
 
 
-class Conv2dGradInputOp(ConvParams):
+class ConvAdjointOp(ConvParams):
+    """Base of the two adjoints, with inputs ``(a, gy, hw)``: a is w or x, ``hw`` the output's (H, W) or (kh, kw).
+
+    Each is bilinear in (a, gy): ``<bar, F(a, gy)> = <conv(x, w), gy>`` where ``bar`` and
+    ``a`` stand for x and w (one each), so the cotangent of gy is a forward convolution
+    and that of a the other adjoint at ``(bar, gy)``.
+    """
+
+    def leading_shape(self, a_shape, gy_shape):
+        """The output's first two lengths."""
+        raise NotImplementedError
+
+    def forward_arguments(self, a, bar):
+        """``(x, w)`` of the forward convolution that is gy's cotangent."""
+        raise NotImplementedError
+
+    def output_shapes(self, node, input_shapes):
+        a_shape, gy_shape, _ = input_shapes
+        hw = node.inputs[2]
+        return [(*self.leading_shape(a_shape, gy_shape), hw[0], hw[1])]
+
+    def connection_pattern(self, node):
+        return [[True], [True], [False]]
+
+    def pullback(self, inputs, outputs, cotangents):
+        a, gy, _ = inputs
+        (bar,) = cotangents
+        forward, grad_input, grad_filters = self.adjoints()
+        other = grad_filters if isinstance(self, Conv2dGradInputOp) else grad_input
+        g_a = other(bar, gy, static_or_symbolic_hw(a))
+        g_gy = forward(*self.forward_arguments(a, bar))
+        return [g_a.astype(a.dtype), g_gy.astype(gy.dtype), disconnected_type()]
+
+
+class Conv2dGradInputOp(ConvAdjointOp):
     """Gradient of ``Conv2dOp(props)(x, w)`` with respect to x, given the output cotangent.
 
     Inputs: w (O, C//g, kh, kw), gy (B, O, H_out, W_out) and ``in_hw`` (2,) int, the
@@ -201,26 +235,14 @@ class Conv2dGradInputOp(ConvParams):
         out = conv_numpy.conv2d_input_grad(w_eff, gy, self.stride, self.pad, self.dilation, self.num_groups, in_hw)
         output_storage[0][0] = out.astype(node.outputs[0].dtype, copy=False)
 
-    def output_shapes(self, node, input_shapes):
-        ws, gys, _ = input_shapes
-        in_hw = node.inputs[2]
-        return [(gys[0], ws[1] * self.num_groups, in_hw[0], in_hw[1])]
+    def leading_shape(self, w_shape, gy_shape):
+        return gy_shape[0], w_shape[1] * self.num_groups
 
-    def connection_pattern(self, node):
-        return [[True], [True], [False]]
-
-    def pullback(self, inputs, outputs, cotangents):
-        w, gy, _ = inputs
-        (gx_bar,) = cotangents
-        forward, _, grad_filters = self.adjoints()
-        # <gx_bar, A_w^T gy> = <A_w gx_bar, gy>: the forward convolution of gx_bar is the
-        # cotangent of gy, and its filter gradient against gy the cotangent of w.
-        g_gy = forward(gx_bar, w)
-        g_w = grad_filters(gx_bar, gy, static_or_symbolic_hw(w))
-        return [g_w.astype(w.dtype), g_gy.astype(gy.dtype), disconnected_type()]
+    def forward_arguments(self, w, gx_bar):
+        return gx_bar, w
 
 
-class Conv2dGradFiltersOp(ConvParams):
+class Conv2dGradFiltersOp(ConvAdjointOp):
     """Gradient of ``Conv2dOp(props)(x, w)`` with respect to w, given the output cotangent.
 
     Inputs: x (B, C, H, W), gy (B, O, H_out, W_out) and ``kernel_hw`` (2,) int, the filter
@@ -255,19 +277,8 @@ class Conv2dGradFiltersOp(ConvParams):
             out = flip_filters(out)
         output_storage[0][0] = np.ascontiguousarray(out, dtype=node.outputs[0].dtype)
 
-    def output_shapes(self, node, input_shapes):
-        xs, gys, _ = input_shapes
-        kernel_hw = node.inputs[2]
-        return [(gys[1], xs[1] // self.num_groups, kernel_hw[0], kernel_hw[1])]
+    def leading_shape(self, x_shape, gy_shape):
+        return gy_shape[1], x_shape[1] // self.num_groups
 
-    def connection_pattern(self, node):
-        return [[True], [True], [False]]
-
-    def pullback(self, inputs, outputs, cotangents):
-        x, gy, _ = inputs
-        (w_bar,) = cotangents
-        forward, grad_input, _ = self.adjoints()
-        # <w_bar, F(x, gy)> = <conv(x, w_bar), gy>, bilinear in x and gy.
-        g_gy = forward(x, w_bar)
-        g_x = grad_input(w_bar, gy, static_or_symbolic_hw(x))
-        return [g_x.astype(x.dtype), g_gy.astype(gy.dtype), disconnected_type()]
+    def forward_arguments(self, x, w_bar):
+        return x, w_bar

@@ -62,43 +62,66 @@ def numba_funcify_Conv2dOp(op, node, **kwargs):
     return conv2d
 
 
-@register_numba_op(Conv2dGradInputOp, CONV_SOURCES)
-def numba_funcify_Conv2dGradInputOp(op, node, **kwargs):
-    dtype, (w_buffer, gy_buffer), grad_input, (sh, sw, ph, pw, dh, dw, groups, flip) = _setup(op, node, 1)
+def make_adjoint(op, node, kernel_index, shapes, output_is_image, channel_error, size_error):
+    """njit ``adjoint(a, gy, hw)`` of one of the two adjoint Ops (a is w or x, hw the output's last two lengths).
+
+    ``shapes(a_shape, gy_shape, h, w) -> (image_shape, filter_shape, channels_ok)`` (njit)
+    gives the shapes of the convolution the adjoint belongs to; its output is the image
+    (``output_is_image``) or the filters.
+    """
+    dtype, (a_buffer, gy_buffer), kernel, (sh, sw, ph, pw, dh, dw, groups, flip) = _setup(op, node, kernel_index)
 
     @numba_basic.numba_njit
-    def conv2d_grad_input(w, gy, in_hw):
-        wc, gyc = w_buffer(w), gy_buffer(gy)
-        h, wd = in_hw[0], in_hw[1]
+    def adjoint(a, gy, hw):
+        ac, gyc = a_buffer(a), gy_buffer(gy)
+        image, filters, channels_ok = shapes(ac.shape, gyc.shape, hw[0], hw[1])
         ho, wo = gyc.shape[2], gyc.shape[3]
-        if gyc.shape[1] != wc.shape[0]:
-            raise ValueError("conv2d_grad_input: output_grad channels disagree with filters.shape[0]")
-        if out_size(h, wc.shape[2], sh, ph, dh) != ho or out_size(wd, wc.shape[3], sw, pw, dw) != wo:
-            raise ValueError("conv2d_grad_input: input_shape disagrees with the output gradient's size")
-        out = np.empty((gyc.shape[0], wc.shape[1] * groups, h, wd), dtype=dtype)
-        params = conv_params(out.shape, wc.shape, ho, wo, sh, sw, ph, pw, dh, dw, groups, flip)
-        grad_input(wc.ctypes, gyc.ctypes, out.ctypes, params.ctypes)
+        if not channels_ok:
+            raise ValueError(channel_error)
+        if out_size(image[2], filters[2], sh, ph, dh) != ho or out_size(image[3], filters[3], sw, pw, dw) != wo:
+            raise ValueError(size_error)
+        out = np.empty(image if output_is_image else filters, dtype=dtype)
+        params = conv_params(image, filters, ho, wo, sh, sw, ph, pw, dh, dw, groups, flip)
+        kernel(ac.ctypes, gyc.ctypes, out.ctypes, params.ctypes)
         return out
 
-    return conv2d_grad_input
+    return adjoint
+
+
+@register_numba_op(Conv2dGradInputOp, CONV_SOURCES)
+def numba_funcify_Conv2dGradInputOp(op, node, **kwargs):
+    groups = op.num_groups
+
+    @numba_basic.numba_njit
+    def shapes(w_shape, gy_shape, h, w):
+        return (gy_shape[0], w_shape[1] * groups, h, w), w_shape, gy_shape[1] == w_shape[0]
+
+    return make_adjoint(
+        op,
+        node,
+        1,
+        shapes,
+        True,
+        "conv2d_grad_input: output_grad channels disagree with filters.shape[0]",
+        "conv2d_grad_input: input_shape disagrees with the output gradient's size",
+    )
 
 
 @register_numba_op(Conv2dGradFiltersOp, CONV_SOURCES)
 def numba_funcify_Conv2dGradFiltersOp(op, node, **kwargs):
-    dtype, (x_buffer, gy_buffer), grad_filters, (sh, sw, ph, pw, dh, dw, groups, flip) = _setup(op, node, 2)
+    groups = op.num_groups
 
     @numba_basic.numba_njit
-    def conv2d_grad_filters(x, gy, kernel_hw):
-        xc, gyc = x_buffer(x), gy_buffer(gy)
-        kh, kw = kernel_hw[0], kernel_hw[1]
-        ho, wo = gyc.shape[2], gyc.shape[3]
-        if xc.shape[0] != gyc.shape[0] or xc.shape[1] % groups != 0 or gyc.shape[1] % groups != 0:
-            raise ValueError("conv2d_grad_filters: input and output_grad disagree in batch size or groups")
-        if out_size(xc.shape[2], kh, sh, ph, dh) != ho or out_size(xc.shape[3], kw, sw, pw, dw) != wo:
-            raise ValueError("conv2d_grad_filters: filter_shape disagrees with the output gradient's size")
-        out = np.empty((gyc.shape[1], xc.shape[1] // groups, kh, kw), dtype=dtype)
-        params = conv_params(xc.shape, out.shape, ho, wo, sh, sw, ph, pw, dh, dw, groups, flip)
-        grad_filters(xc.ctypes, gyc.ctypes, out.ctypes, params.ctypes)
-        return out
+    def shapes(x_shape, gy_shape, kh, kw):
+        ok = x_shape[0] == gy_shape[0] and x_shape[1] % groups == 0 and gy_shape[1] % groups == 0
+        return x_shape, (gy_shape[1], x_shape[1] // groups, kh, kw), ok
 
-    return conv2d_grad_filters
+    return make_adjoint(
+        op,
+        node,
+        2,
+        shapes,
+        False,
+        "conv2d_grad_filters: input and output_grad disagree in batch size or groups",
+        "conv2d_grad_filters: filter_shape disagrees with the output gradient's size",
+    )

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from functools import cache
 
-import llvmlite.binding as llvm
 from numba import carray, types
 
+from dandelion.ops.numba.callbacks import export
 from dandelion.ops.numba.conv_kernels import conv2d_forward, conv2d_grad_filters, conv2d_grad_input
 from dandelion.ops.numba.source_cache import source_cfunc
 
@@ -28,6 +28,7 @@ N_PARAMS = 18
 CONV_SOURCES = (
     "dandelion.ops.geometry",
     "dandelion.ops.numba.buffers",
+    "dandelion.ops.numba.callbacks",
     "dandelion.ops.numba.conv",
     "dandelion.ops.numba.conv_cfuncs",
     "dandelion.ops.numba.conv_kernels",
@@ -68,9 +69,4 @@ def conv_cfuncs(dtype_name):
         out = carray(out_ptr, (p[4], p[5], p[6], p[7]))
         conv2d_grad_filters(x, gy, out, p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
 
-    externals = []
-    for callback in (forward, grad_input, grad_filters):
-        symbol = f"dandelion_conv2d_{callback.__name__}_{dtype_name}"
-        llvm.add_symbol(symbol, callback.address)
-        externals.append(types.ExternalFunction(symbol, signature))
-    return tuple(externals)
+    return export("conv2d", dtype_name, signature, (forward, grad_input, grad_filters))

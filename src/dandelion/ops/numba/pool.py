@@ -83,35 +83,29 @@ def numba_funcify_PoolOp(op, node, **kwargs):
     return pool
 
 
-@register_numba_op(PoolGradOp, POOL_SOURCES)
-def numba_funcify_PoolGradOp(op, node, **kwargs):
-    dtype, (x_buffer, gy_buffer), backward, geometry = _setup(op, node, 1, 2)
+def make_two_input(op, node, kernel_index, output_pooled, shape_error):
+    """njit ``f(x, b)`` of ``PoolGradOp`` (b = gy, pooled; output shaped as x) or
+    ``MaxPoolGatherOp`` (b = g, shaped as x; output pooled, ``output_pooled``)."""
+    dtype, (x_buffer, b_buffer), kernel, geometry = _setup(op, node, kernel_index, 2)
 
     @numba_basic.numba_njit
-    def pool_grad(x, gy):
-        xc, gyc = x_buffer(x), gy_buffer(gy)
+    def two_input(x, b):
+        xc, bc = x_buffer(x), b_buffer(b)
         params, pooled = geometry(xc.shape)
-        if gyc.shape != pooled:
-            raise ValueError("pool_grad: output_grad does not have the pooled shape")
-        out = np.empty(xc.shape, dtype=dtype)
-        backward(xc.ctypes, gyc.ctypes, out.ctypes, params.ctypes)
+        if bc.shape != (xc.shape if output_pooled else pooled):
+            raise ValueError(shape_error)
+        out = np.empty(pooled if output_pooled else xc.shape, dtype=dtype)
+        kernel(xc.ctypes, bc.ctypes, out.ctypes, params.ctypes)
         return out
 
-    return pool_grad
+    return two_input
+
+
+@register_numba_op(PoolGradOp, POOL_SOURCES)
+def numba_funcify_PoolGradOp(op, node, **kwargs):
+    return make_two_input(op, node, 1, False, "pool_grad: output_grad does not have the pooled shape")
 
 
 @register_numba_op(MaxPoolGatherOp, POOL_SOURCES)
 def numba_funcify_MaxPoolGatherOp(op, node, **kwargs):
-    dtype, (x_buffer, g_buffer), gather, geometry = _setup(op, node, 2, 2)
-
-    @numba_basic.numba_njit
-    def max_pool_gather(x, g):
-        xc, gc = x_buffer(x), g_buffer(g)
-        if gc.shape != xc.shape:
-            raise ValueError("max_pool_gather: g must have the shape of x")
-        params, pooled = geometry(xc.shape)
-        out = np.empty(pooled, dtype=dtype)
-        gather(xc.ctypes, gc.ctypes, out.ctypes, params.ctypes)
-        return out
-
-    return max_pool_gather
+    return make_two_input(op, node, 2, True, "max_pool_gather: g must have the shape of x")

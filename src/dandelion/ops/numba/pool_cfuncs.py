@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import cache
 
-import llvmlite.binding as llvm
 from numba import carray, types
 
+from dandelion.ops.numba.callbacks import export
 from dandelion.ops.numba.pool_kernels import max_pool_gather, pool_backward, pool_forward
 from dandelion.ops.numba.source_cache import source_cfunc
 
@@ -21,6 +21,7 @@ N_PARAMS = 17
 POOL_SOURCES = (
     "dandelion.ops.geometry",
     "dandelion.ops.numba.buffers",
+    "dandelion.ops.numba.callbacks",
     "dandelion.ops.numba.pool",
     "dandelion.ops.numba.pool_cfuncs",
     "dandelion.ops.numba.pool_kernels",
@@ -57,9 +58,4 @@ def pool_cfuncs(dtype_name):
         out = carray(out_ptr, (p[0], p[4], p[5], p[6]))
         max_pool_gather(x, g, out, (p[7], p[8], p[9]), (p[10], p[11], p[12]), (p[13], p[14], p[15]))
 
-    externals = []
-    for callback in (forward, backward, gather):
-        symbol = f"dandelion_pool_{callback.__name__}_{dtype_name}"
-        llvm.add_symbol(symbol, callback.address)
-        externals.append(types.ExternalFunction(symbol, signature))
-    return tuple(externals)
+    return export("pool", dtype_name, signature, (forward, backward, gather))

@@ -68,6 +68,7 @@ class SourceHashLocator(_CacheLocator):
     stamps: WeakKeyDictionary = WeakKeyDictionary()
 
     def __init__(self, py_func, py_file, stamp):
+        self._py_file = py_file  # read by Numba's warning about an uncachable function
         self._path = _cache_dir() / self.get_suitable_cache_subpath(py_file)
         self._lineno = py_func.__code__.co_firstlineno
         self._stamp = stamp
