@@ -13,7 +13,12 @@ a hash of the source of every module a kernel family compiles:
   PyTensor's ``register_funcify_default_op_cache_key`` and the hash as its cache version
   (the one registration style of dandelion's Numba Ops).
 
-A family lists its modules once, e.g. ``CONV_SOURCES`` in ``dandelion.ops.numba.conv_cfuncs``.
+A family lists its modules once, e.g. ``CONV_SOURCES`` in ``dandelion.ops.numba.conv_cfuncs``
+(every module whose code the compiled functions contain or call: wrappers, kernels,
+cfuncs, helpers). To move another family onto these keys, replace its
+``@cfunc(signature, cache=True)`` by ``@source_cfunc(signature, SOURCES)`` and its
+``register_funcify_default_op_cache_key`` / hand-made version key by
+``@register_numba_op(OpType, SOURCES)``; no "touch this file" notes are needed after that.
 """
 
 from __future__ import annotations
