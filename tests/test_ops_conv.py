@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytensor.compile.mode import Mode
 
-from dandelion.ops import Conv2D, Conv2DGradFilters, Conv2DGradInput
+from dandelion.ops.conv import Conv2dGradFiltersOp, Conv2dGradInputOp, Conv2dOp
 from tests.conv_reference import conv2d_filter_grad_ref, conv2d_ref, conv2d_transpose_ref
 from tests.helpers import PY_MODE, assert_close, compile_fn, ftensor, randn, verify_grad
 
@@ -64,9 +64,9 @@ def test_conv_ops_match_naive_loops(backend, cfg):
     y_ref = conv2d_ref(x_val, w_val, **ref_kwargs(cfg))
     gy_val = randn(*y_ref.shape)
     x, w, gy = ftensor("x", x_val.shape), ftensor("w", w_val.shape), ftensor("gy", y_ref.shape)
-    y = Conv2D(**props)(x, w)
-    gx = Conv2DGradInput(**props)(w, gy, cfg["x_shape"][2:])
-    gw = Conv2DGradFilters(**props)(x, gy, cfg["w_shape"][2:])
+    y = Conv2dOp(**props)(x, w)
+    gx = Conv2dGradInputOp(**props)(w, gy, cfg["x_shape"][2:])
+    gw = Conv2dGradFiltersOp(**props)(x, gy, cfg["w_shape"][2:])
     assert y.type.shape == y_ref.shape and gx.type.shape == x_val.shape and gw.type.shape == w_val.shape
     y_out, gx_out, gw_out = compile_fn([x, w, gy], [y, gx, gw], backend)(x_val, w_val, gy_val)
     assert y_out.dtype == np.float32
@@ -86,7 +86,7 @@ def test_conv2d_gradients_first_and_second_order(props):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 4, 6, 5))
     w = rng.normal(size=(4, 4 // props["num_groups"], 3, 2))
-    op = Conv2D(**props)
+    op = Conv2dOp(**props)
     check_grad(lambda a, b: op(a, b), [x, w])
 
     def squared_gradient_norm(a, b):
@@ -100,10 +100,10 @@ def test_conv2d_gradients_first_and_second_order(props):
 def test_grad_ops_have_their_own_gradients(props):
     rng = np.random.default_rng(2)
     x_shape, w_shape = (2, 4, 6, 5), (4, 4 // props["num_groups"], 3, 2)
-    y_shape = Conv2D(**props)(pt.tensor(shape=x_shape), pt.tensor(shape=w_shape)).type.shape
+    y_shape = Conv2dOp(**props)(pt.tensor(shape=x_shape), pt.tensor(shape=w_shape)).type.shape
     w, gy, x = rng.normal(size=w_shape), rng.normal(size=y_shape), rng.normal(size=x_shape)
-    grad_input = Conv2DGradInput(**props)
-    grad_filters = Conv2DGradFilters(**props)
+    grad_input = Conv2dGradInputOp(**props)
+    grad_filters = Conv2dGradFiltersOp(**props)
     check_grad(lambda a, b: grad_input(a, b, x_shape[2:]), [w, gy])
     check_grad(lambda a, b: grad_filters(a, b, w_shape[2:]), [x, gy])
     # second order through the gradient Ops
@@ -116,34 +116,34 @@ def test_infer_shape_without_computing(backend):
     props = GRAD_CASES[0]
     x, w = pt.tensor4("x"), pt.tensor4("w")
     gy, in_hw, k_hw = pt.tensor4("gy"), pt.lvector("in_hw"), pt.lvector("k_hw")
-    outs = [Conv2D(**props)(x, w), Conv2DGradInput(**props)(w, gy, in_hw), Conv2DGradFilters(**props)(x, gy, k_hw)]
+    outs = [Conv2dOp(**props)(x, w), Conv2dGradInputOp(**props)(w, gy, in_hw), Conv2dGradFiltersOp(**props)(x, gy, k_hw)]
     f = pytensor.function([x, w, gy, in_hw, k_hw], [o.shape for o in outs], mode=Mode(linker="py", optimizer="fast_run"))
     ops = {type(node.op) for node in f.maker.fgraph.apply_nodes}
-    assert not ops & {Conv2D, Conv2DGradInput, Conv2DGradFilters}
+    assert not ops & {Conv2dOp, Conv2dGradInputOp, Conv2dGradFiltersOp}
     x_val, w_val = np.zeros((2, 4, 6, 5)), np.zeros((4, 2, 3, 2))
     y_shape = conv2d_ref(x_val, w_val, stride=(2, 1), pad=(1, 2), dilation=(1, 2), groups=2).shape
     shapes = f(x_val, w_val, np.zeros(y_shape), [6, 5], [3, 2])
     assert [tuple(s) for s in shapes] == [y_shape, (2, 4, 6, 5), (4, 2, 3, 2)]
     # the compiled backends agree with the inferred shapes
     xs, ws = ftensor("x", x_val.shape), ftensor("w", w_val.shape)
-    out = compile_fn([xs, ws], Conv2D(**props)(xs, ws), backend)(x_val.astype("float32"), w_val.astype("float32"))
+    out = compile_fn([xs, ws], Conv2dOp(**props)(xs, ws), backend)(x_val.astype("float32"), w_val.astype("float32"))
     assert out.shape == y_shape
 
 
 def test_errors_name_op_argument_and_values():
     x, w = ftensor("x", (2, 3, 8, 8)), ftensor("w", (4, 2, 3, 3))
     with pytest.raises(ValueError, match=r"conv2d: input has 3 channels, expected filters.shape\[1\] \* num_groups = 2 \* 1 = 2"):
-        Conv2D()(x, w)
+        Conv2dOp()(x, w)
     with pytest.raises(ValueError, match=r"num_groups=3 must divide the filters' output channels, got 4"):
-        Conv2D(num_groups=3)(ftensor("x", (2, 6, 8, 8)), w)
+        Conv2dOp(num_groups=3)(ftensor("x", (2, 6, 8, 8)), w)
     with pytest.raises(ValueError, match=r"conv2d: input must have ndim 4, got ndim 3"):
-        Conv2D()(ftensor("x", (3, 8, 8)), w)
+        Conv2dOp()(ftensor("x", (3, 8, 8)), w)
     with pytest.raises(ValueError, match=r"smaller than the dilated filter"):
-        Conv2D(dilation=(4, 4))(ftensor("x", (2, 2, 8, 8)), w)
+        Conv2dOp(dilation=(4, 4))(ftensor("x", (2, 2, 8, 8)), w)
     with pytest.raises(ValueError, match=r"conv2d: stride must be >= 1"):
-        Conv2D(stride=0)
+        Conv2dOp(stride=0)
     with pytest.raises(ValueError, match=r"conv2d_grad_input: an input of size \(9, 9\)"):
-        Conv2DGradInput()(w, ftensor("gy", (2, 4, 6, 6)), (9, 9))
+        Conv2dGradInputOp()(w, ftensor("gy", (2, 4, 6, 6)), (9, 9))
 
 
 def _blas_flags():
@@ -179,12 +179,12 @@ def test_c_code_with_blas_matches_naive_loops(cfg):
             y_ref = conv2d_ref(x_val, w_val, **kwargs)
             gy_val = rng.normal(size=y_ref.shape).astype(dtype)
             x, w, gy = (pt.tensor(n, shape=v.shape, dtype=dtype) for n, v in (("x", x_val), ("w", w_val), ("gy", gy_val)))
-            outs = [Conv2D(**full)(x, w), Conv2DGradInput(**full)(w, gy, x_shape[2:]), Conv2DGradFilters(**full)(x, gy, w_shape[2:])]
+            outs = [Conv2dOp(**full)(x, w), Conv2dGradInputOp(**full)(w, gy, x_shape[2:]), Conv2dGradFiltersOp(**full)(x, gy, w_shape[2:])]
             # thunks bind ``perform`` when compiled, so compile under the patches
             with (
-                mock.patch.object(Conv2D, "perform", side_effect=AssertionError("Conv2D ran perform")),
-                mock.patch.object(Conv2DGradInput, "perform", side_effect=AssertionError("Conv2DGradInput ran perform")),
-                mock.patch.object(Conv2DGradFilters, "perform", side_effect=AssertionError("Conv2DGradFilters ran perform")),
+                mock.patch.object(Conv2dOp, "perform", side_effect=AssertionError("Conv2dOp ran perform")),
+                mock.patch.object(Conv2dGradInputOp, "perform", side_effect=AssertionError("Conv2dGradInputOp ran perform")),
+                mock.patch.object(Conv2dGradFiltersOp, "perform", side_effect=AssertionError("Conv2dGradFiltersOp ran perform")),
             ):
                 y_out, gx_out, gw_out = compile_fn([x, w, gy], outs, "c")(x_val, w_val, gy_val)
             tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == "float32" else {"rtol": 1e-10, "atol": 1e-10}
@@ -203,7 +203,7 @@ def test_batches_split_into_chunks_match_naive_loops(backend):
     y_ref = conv2d_ref(x_val, w_val, **kwargs)
     gy_val = rng.normal(size=y_ref.shape).astype("float32")
     x, w, gy = ftensor("x", x_val.shape), ftensor("w", w_val.shape), ftensor("gy", y_ref.shape)
-    outs = [Conv2D(**props)(x, w), Conv2DGradInput(**props)(w, gy, x_val.shape[2:]), Conv2DGradFilters(**props)(x, gy, w_val.shape[2:])]
+    outs = [Conv2dOp(**props)(x, w), Conv2dGradInputOp(**props)(w, gy, x_val.shape[2:]), Conv2dGradFiltersOp(**props)(x, gy, w_val.shape[2:])]
     y_out, gx_out, gw_out = compile_fn([x, w, gy], outs, backend)(x_val, w_val, gy_val)
     assert_close(y_out, y_ref, rtol=1e-4, atol=1e-4)
     assert_close(gx_out, conv2d_transpose_ref(gy_val, w_val, x_val.shape[2:], **kwargs), rtol=1e-4, atol=1e-4)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytensor.compile.mode import Mode
 
-from dandelion.ops import MaxPoolGather, Pool, PoolGrad
+from dandelion.ops.pool import MaxPoolGatherOp, PoolGradOp, PoolOp
 from tests.helpers import PY_MODE, assert_close, compile_fn, ftensor, verify_grad
 from tests.pool_reference import pool_ref
 
@@ -48,12 +48,12 @@ def test_pool_ops_match_naive_loops(backend, cfg):
     x_val = distinct_values(cfg["shape"], rng)
     y_ref = pool_ref(x_val.astype("float64"), cfg["ws"], cfg["stride"], cfg["pad"], cfg["ignore_border"], cfg["mode"])
     x = ftensor("x", x_val.shape)
-    y = Pool(*op_args)(x)
+    y = PoolOp(*op_args)(x)
     assert y.type.shape == y_ref.shape
-    # PoolGrad(x, gy) is the gradient of <gy, pool(x)>; the reference perturbs each input
+    # PoolGradOp(x, gy) is the gradient of <gy, pool(x)>; the reference perturbs each input
     gy_val = rng.normal(size=y_ref.shape).astype("float32")
     gy = ftensor("gy", y_ref.shape)
-    gx = PoolGrad(*op_args)(x, gy)
+    gx = PoolGradOp(*op_args)(x, gy)
     y_out, gx_out = compile_fn([x, gy], [y, gx], backend)(x_val, gy_val)
     assert_close(y_out, y_ref, rtol=1e-5, atol=1e-5)
     assert_close(gx_out, reference_gradient(x_val, gy_val, cfg), rtol=1e-4, atol=1e-4)
@@ -87,9 +87,9 @@ def test_pool_gradients_first_and_second_order(op_args):
     rng = np.random.default_rng(3)
     nd = op_args[0]
     x = distinct_values((2, 3, 5, 6, 4)[-(nd + 1) :], rng).astype("float64")
-    op = Pool(*op_args)
+    op = PoolOp(*op_args)
     check_grad(lambda a: op(a), [x])
-    # second order: the gradient graph holds PoolGrad (and MaxPoolGather for max)
+    # second order: the gradient graph holds PoolGradOp (and MaxPoolGatherOp for max)
     check_grad(lambda a: (pytensor.grad((op(a) ** 2).sum(), a) ** 2).sum() * a.sum(), [x])
 
 
@@ -98,21 +98,21 @@ def test_pool_grad_ops_have_their_own_gradients(op_args):
     rng = np.random.default_rng(4)
     nd = op_args[0]
     x = distinct_values((2, 3, 5, 6, 4)[-(nd + 1) :], rng).astype("float64")
-    pooled = Pool(*op_args)(pt.tensor(shape=x.shape)).type.shape
+    pooled = PoolOp(*op_args)(pt.tensor(shape=x.shape)).type.shape
     gy = rng.normal(size=pooled)
-    grad_op = PoolGrad(*op_args)
+    grad_op = PoolGradOp(*op_args)
     check_grad(lambda b: grad_op(pt.constant(x), b), [gy])
     if op_args[-1] == "max":
-        gather = MaxPoolGather(*op_args)
+        gather = MaxPoolGatherOp(*op_args)
         check_grad(lambda g: gather(pt.constant(x), g), [rng.normal(size=x.shape)])
 
 
 def test_infer_shape_without_computing(backend):
     x = pt.tensor4("x")
-    ops = [Pool(*GRAD_CASES[0]), Pool(*GRAD_CASES[1])]
-    outs = [ops[0](x), ops[1](x), PoolGrad(*GRAD_CASES[0])(x, ops[0](x)), MaxPoolGather(*GRAD_CASES[0])(x, x)]
+    ops = [PoolOp(*GRAD_CASES[0]), PoolOp(*GRAD_CASES[1])]
+    outs = [ops[0](x), ops[1](x), PoolGradOp(*GRAD_CASES[0])(x, ops[0](x)), MaxPoolGatherOp(*GRAD_CASES[0])(x, x)]
     f = pytensor.function([x], [o.shape for o in outs], mode=Mode(linker="py", optimizer="fast_run"))
-    assert not {type(n.op) for n in f.maker.fgraph.apply_nodes} & {Pool, PoolGrad, MaxPoolGather}
+    assert not {type(n.op) for n in f.maker.fgraph.apply_nodes} & {PoolOp, PoolGradOp, MaxPoolGatherOp}
     x_val = np.zeros((2, 3, 5, 7))
     expected_0 = pool_ref(x_val, (2, 3), (1, 2), (1, 1), True).shape
     expected_1 = pool_ref(x_val, (3, 2), (2, 2), (0, 0), False).shape
@@ -127,7 +127,7 @@ def test_float64_and_ties_agree_across_backends(backend):
     x_val[0, 0, 1, 1] = x_val[0, 0, 2, 3] = 1.0
     x = pt.tensor("x", shape=x_val.shape, dtype="float64")
     op_args = (2, (2, 2), (2, 2), (0, 0), True, "max")
-    gx = PoolGrad(*op_args)(x, pt.ones((1, 1, 2, 2), dtype="float64"))
+    gx = PoolGradOp(*op_args)(x, pt.ones((1, 1, 2, 2), dtype="float64"))
     out = compile_fn([x], gx, backend)(x_val)
     assert out.dtype == np.float64
     expected = np.zeros((4, 4))
@@ -138,15 +138,15 @@ def test_float64_and_ties_agree_across_backends(backend):
 
 def test_errors_name_op_argument_and_values():
     with pytest.raises(ValueError, match=r"mode must be one of \('max', 'sum', 'average_inc_pad', 'average_exc_pad'\), got 'avg'"):
-        Pool(2, (2, 2), mode="avg")
+        PoolOp(2, (2, 2), mode="avg")
     with pytest.raises(ValueError, match=r"pad must be smaller than ws"):
-        Pool(2, (2, 2), pad=(2, 0))
+        PoolOp(2, (2, 2), pad=(2, 0))
     with pytest.raises(ValueError, match=r"padding needs ignore_border=True"):
-        Pool(2, (2, 2), pad=(1, 0), ignore_border=False)
+        PoolOp(2, (2, 2), pad=(1, 0), ignore_border=False)
     with pytest.raises(ValueError, match=r"window \(4, 4\) is larger than the padded input \(3, 3\)"):
-        Pool(2, (4, 4))(ftensor("x", (1, 3, 3)))
+        PoolOp(2, (4, 4))(ftensor("x", (1, 3, 3)))
     with pytest.raises(ValueError, match=r"input must have ndim >= 3, got ndim 2"):
-        Pool(3, (2, 2, 2))(ftensor("x", (3, 3)))
+        PoolOp(3, (2, 2, 2))(ftensor("x", (3, 3)))
 
 
 def tiled_gradient_ref(x, gy, ws, mode):
@@ -181,7 +181,7 @@ def tiling_configs(draw):
 @settings(max_examples=4)
 @given(cfg=tiling_configs())
 def test_tiling_windows_with_ties_match_naive_loops(backend, cfg):
-    """stride == ws without padding: the reshaping kernels (JAX's PoolGrad) against loops,
+    """stride == ws without padding: the reshaping kernels (JAX's PoolGradOp) against loops,
     on relu-like data whose windows tie at zero."""
     rng = np.random.default_rng(len(cfg["shape"]) + cfg["nd"])
     op_args = (cfg["nd"], cfg["ws"], cfg["ws"], (0,) * cfg["nd"], True, cfg["mode"])
@@ -189,6 +189,6 @@ def test_tiling_windows_with_ties_match_naive_loops(backend, cfg):
     y_ref = pool_ref(x_val.astype("float64"), cfg["ws"], cfg["ws"], None, True, cfg["mode"])
     gy_val = rng.normal(size=y_ref.shape).astype("float32")
     x, gy = ftensor("x", x_val.shape), ftensor("gy", y_ref.shape)
-    y_out, gx_out = compile_fn([x, gy], [Pool(*op_args)(x), PoolGrad(*op_args)(x, gy)], backend)(x_val, gy_val)
+    y_out, gx_out = compile_fn([x, gy], [PoolOp(*op_args)(x), PoolGradOp(*op_args)(x, gy)], backend)(x_val, gy_val)
     assert_close(y_out, y_ref, rtol=1e-5, atol=1e-5)
     assert_close(gx_out, tiled_gradient_ref(x_val.astype("float64"), gy_val.astype("float64"), cfg["ws"], cfg["mode"]), rtol=1e-5, atol=1e-5)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
 
-from dandelion.ops.conv2d import Conv2D
-from dandelion.ops.conv2d_grad_input import Conv2DGradInput
-from dandelion.ops.conv_geometry import as_int_tuple, conv_transposed_output_length, resolve_conv_pad
+from dandelion.ops.conv import Conv2dGradInputOp, Conv2dOp
+from dandelion.ops.geometry import as_int_tuple, conv_transposed_output_length, resolve_conv_pad, static_length
 
 
 def _kernel_size(where, filters, filter_size):
@@ -72,7 +71,7 @@ def conv2d(input, filters, stride=(1, 1), pad="valid", dilation=(1, 1), num_grou
     filters = _filters("conv2d", filters)
     dilation = as_int_tuple("conv2d", "dilation", dilation, 2)
     pads = resolve_conv_pad("conv2d", pad, _kernel_size("conv2d", filters, filter_size), dilation)
-    return Conv2D(stride, pads, dilation, num_groups, flip_filters)(input, filters)
+    return Conv2dOp(stride, pads, dilation, num_groups, flip_filters)(input, filters)
 
 
 def conv2d_transpose(
@@ -107,15 +106,15 @@ def conv2d_transpose(
         )
     if output_size is None:
         sizes = [
-            conv_transposed_output_length(n, k, s, p, d)
+            static_length(conv_transposed_output_length, n, k, s, p, d)
             for n, k, s, p, d in zip(input.type.shape[2:], kernel, stride, pads, dilation)
         ]
         if any(n is None for n in sizes):
             sizes = [
-                (input.shape[2 + i] - 1) * stride[i] + (filters.shape[2 + i] - 1) * dilation[i] + 1 - 2 * pads[i]
+                conv_transposed_output_length(input.shape[2 + i], filters.shape[2 + i], stride[i], pads[i], dilation[i])
                 for i in range(2)
             ]
         elif min(sizes) < 1:
             raise ValueError(f"conv2d_transpose: output size {tuple(sizes)} is empty (pad {pads} too large)")
         output_size = sizes
-    return Conv2DGradInput(stride, pads, dilation, num_groups, flip_filters)(filters, input, output_size)
+    return Conv2dGradInputOp(stride, pads, dilation, num_groups, flip_filters)(filters, input, output_size)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytensor.tensor as pt
 
-from dandelion.ops.conv2d import Conv2D
-from dandelion.ops.conv_geometry import as_int_tuple, resolve_conv_pad
+from dandelion.ops.conv import Conv2dOp
+from dandelion.ops.geometry import as_int_tuple, resolve_conv_pad
 
 
 def conv1d_pad(where, pad, kernel_size, dilation):
@@ -50,5 +50,5 @@ def conv1d(input, filters, stride=1, pad="valid", dilation=1, num_groups=1, flip
     stride = as_int_tuple("conv1d", "stride", stride, 1)[0]
     dilation = as_int_tuple("conv1d", "dilation", dilation, 1)[0]
     padding = conv1d_pad("conv1d", pad, filters.type.shape[2], dilation)
-    op = Conv2D((1, stride), (0, padding), (1, dilation), num_groups, flip_filters)
+    op = Conv2dOp((1, stride), (0, padding), (1, dilation), num_groups, flip_filters)
     return op(input[:, :, None, :], filters[:, :, None, :])[:, :, 0, :]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytensor.tensor as pt
 
-from dandelion.ops.pool import Pool
-from dandelion.ops.pool_common import check_pool_params
+from dandelion.ops.pool import PoolOp, check_pool_params
 
 
 def _pool(where, x, nd, ws, ignore_border, stride, pad, mode):
@@ -13,7 +12,7 @@ def _pool(where, x, nd, ws, ignore_border, stride, pad, mode):
     if x.ndim < nd:
         raise ValueError(f"{where}: input must have ndim >= {nd}, got ndim {x.ndim}")
     params = check_pool_params(where, nd, ws, stride, pad, ignore_border, mode)
-    op = Pool(*params)
+    op = PoolOp(*params)
     op.check_nonempty(where, x.type.shape[-nd:])
     return op(x)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from dandelion.functional.pooling import pool_2d
-from dandelion.ops.conv_geometry import check_pool_mode
+from dandelion.ops.geometry import check_pool_mode
 
 SPP_IMPLEMENTATIONS = ("fast", "fast_ls", "stretch")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from dandelion.functional.conv import conv2d_transpose
-from dandelion.ops.conv_geometry import as_int_tuple
+from dandelion.ops.geometry import as_int_tuple
 
 UPSAMPLE_MODES = ("repeat", "dilate")
 

@@ -8,11 +8,12 @@ from dandelion import initialization as init
 from dandelion.functional.conv import conv2d, conv2d_transpose
 from dandelion.module.base import Module
 from dandelion.module.checks import check_axis_length, check_ndim
-from dandelion.ops.conv_geometry import (
+from dandelion.ops.geometry import (
     as_int_tuple,
     conv_output_length,
     conv_transposed_output_length,
     resolve_conv_pad,
+    static_length,
 )
 
 
@@ -128,7 +129,7 @@ class Conv2D(_ConvBase):
         self.convOP = convOP
         self.untie_bias = bool(untie_bias)
         self.output_hw = tuple(
-            conv_output_length(n, k, s, p, d)
+            static_length(conv_output_length, n, k, s, p, d)
             for n, k, s, p, d in zip(self.input_shape, self.kernel_size, self.stride, self.pads, self.dilation)
         )
         if any(n is not None and n < 1 for n in self.output_hw):
@@ -205,7 +206,7 @@ class ConvTransposed2D(_ConvBase):
         )
         self.untie_bias = bool(untie_bias)
         self.output_hw = tuple(
-            conv_transposed_output_length(n, k, s, p, d)
+            static_length(conv_transposed_output_length, n, k, s, p, d)
             for n, k, s, p, d in zip(self.input_shape, self.kernel_size, self.stride, self.pads, self.dilation)
         )
         if any(n is not None and n < 1 for n in self.output_hw):

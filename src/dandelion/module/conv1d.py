@@ -6,7 +6,7 @@ from dandelion import initialization as init
 from dandelion.functional.conv1d import conv1d, conv1d_pad
 from dandelion.module.base import Module
 from dandelion.module.checks import check_axis_length, check_ndim
-from dandelion.ops.conv_geometry import as_int_tuple
+from dandelion.ops.geometry import as_int_tuple
 
 
 class Conv1D(Module):

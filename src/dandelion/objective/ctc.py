@@ -2,7 +2,7 @@
 
 Reference: A. Graves et al., "Connectionist temporal classification: labelling
 unsegmented sequence data with recurrent neural networks", ICML 2006 (the forward
-variable alpha, eq. 6-9). The recursion is the ``CTCForward`` Op (``ctc_op.py``), with a
+variable alpha, eq. 6-9). The recursion is ``dandelion.ops.ctc``'s ``CTCForwardOp``, with a
 native implementation on each backend (C, Numba, JAX) and an exact gradient Op.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from dandelion.objective._checks import as_tensor, check_option
-from dandelion.objective.ctc_op import ctc_forward
+from dandelion.ops.ctc import ctc_forward
 
 CTC_ALIGNS = ("pre", "post")
 

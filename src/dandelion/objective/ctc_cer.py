@@ -7,7 +7,7 @@ import pytensor.tensor as pt
 from dandelion.config import floatx
 from dandelion.objective._checks import as_tensor
 from dandelion.objective.ctc import _check_rank, _check_same, as_class_indices, check_mask, compact_to_front
-from dandelion.objective.edit_distance import edit_distance
+from dandelion.ops.edit_distance import edit_distance
 
 
 def _labels_and_lengths(where, argument, seq, mask):

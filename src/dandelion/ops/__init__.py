@@ -1,25 +1,24 @@
-"""PyTensor Ops of dandelion (convolution, pooling) with their backend kernels.
+"""PyTensor Ops of dandelion with their backend kernels, one home module per Op family.
 
-Importing this package registers the Numba and JAX implementations of every Op, so a
-graph holding them compiles on any backend. Users call the wrappers in
-``dandelion.functional``; the Op classes are internal.
+``conv`` (2-D convolution and its adjoints), ``pool`` (pooling and its gradients),
+``ctc`` (the CTC forward recursion), ``edit_distance``, ``lstm_sequence``, ``axis_sum``
+and ``index_bounds``; shape arithmetic in ``geometry``. Each family's kernels live at
+mirrored paths: NumPy in ``<family>_numpy`` (the ``perform`` path), C in ``c/<family>.py``,
+Numba in ``numba/<family>.py`` (with ``<family>_kernels`` / ``<family>_cfuncs``), JAX in
+``jax/<family>.py``. Importing this package registers the Numba and JAX implementations
+of every Op, so a graph holding them compiles on any backend. Users call the wrappers in
+``dandelion.functional`` and ``dandelion.objective``; the Op classes are internal (import
+them from their home module).
 """
 
 from dandelion._compat import after_jax_dispatch_import
-from dandelion.ops.conv2d import Conv2D
-from dandelion.ops.conv2d_grad_filters import Conv2DGradFilters
-from dandelion.ops.conv2d_grad_input import Conv2DGradInput
 from dandelion.ops.lstm_sequence import LSTMSequence, lstm_sequence
 from dandelion.ops.lstm_sequence_grad import LSTMSequenceGrad
-from dandelion.ops.pool import Pool
-from dandelion.ops.pool_grad import PoolGrad
-from dandelion.ops.pool_grad_grad import MaxPoolGather
 
-__all__ = ["Conv2D", "Conv2DGradInput", "Conv2DGradFilters", "Pool", "PoolGrad", "MaxPoolGather", "LSTMSequence", "LSTMSequenceGrad", "lstm_sequence"]
+__all__ = ["LSTMSequence", "LSTMSequenceGrad", "lstm_sequence"]
 
 # Backend kernels register themselves with PyTensor's dispatchers when imported.
 from dandelion.ops import numba as _numba_kernels  # noqa: E402, F401
-
 
 
 def _register_jax_kernels():

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from dandelion.ops.geometry import conv_transposed_output_length
+
 
 def pad_image(x, pad):
     ph, pw = pad
@@ -69,8 +71,8 @@ def conv2d_input_grad(w, gy, stride, pad, dilation, groups, in_hw):
     height, width = in_hw
     # The padded buffer must hold every window read by the forward pass, plus the
     # border the forward padding added.
-    hp = max(height + 2 * ph, (ho - 1) * stride[0] + (kh - 1) * dilation[0] + 1)
-    wp = max(width + 2 * pw, (wo - 1) * stride[1] + (kw - 1) * dilation[1] + 1)
+    hp = max(height, conv_transposed_output_length(ho, kh, stride[0], ph, dilation[0])) + 2 * ph
+    wp = max(width, conv_transposed_output_length(wo, kw, stride[1], pw, dilation[1])) + 2 * pw
     buf = np.zeros((b, cg * groups, hp, wp), dtype=np.result_type(w, gy))
     if ho > 0 and wo > 0 and o > 0 and b > 0:
         wmat_t = w.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)

@@ -15,7 +15,7 @@ import itertools
 
 import numpy as np
 
-from dandelion.ops.conv_geometry import pool_buffer_length, pool_counts, pool_output_length
+from dandelion.ops.geometry import pool_buffer_length, pool_counts, pool_output_length
 
 
 class Canonical:

@@ -1,11 +1,14 @@
-"""Numba implementations of dandelion's Ops, registered with PyTensor's Numba dispatcher on import."""
+"""Numba implementations of dandelion's Ops, registered with PyTensor's Numba dispatcher on import.
+
+Every Op family registers through ``source_cache.register_numba_op``, so PyTensor's cache
+of its compiled functions is keyed on the family's source; C callbacks are compiled with
+``source_cache.source_cfunc`` for the same reason.
+"""
 
 from dandelion.ops.numba import (  # noqa: F401
-    conv2d,
-    conv2d_grad_filters,
-    conv2d_grad_input,
+    conv,
+    ctc,
+    edit_distance,
     lstm_sequence,
     pool,
-    pool_grad,
-    pool_grad_grad,
 )

@@ -9,21 +9,30 @@ would be a "dynamic global" and disable PyTensor's Numba cache). Arrays cross as
 C-contiguous buffers plus an int64 parameter vector:
 ``[B, C, H, W, O, Cg, kh, kw, H_out, W_out, sh, sw, ph, pw, dh, dw, groups, flip]``.
 
-Numba's on-disk cache of these callbacks is keyed on this file alone, not on the kernels
-it calls: edit this file (its modification time) whenever ``conv_kernels`` changes.
-Kernels last changed: chunked im2col / col2im writing into the output buffer.
+Their on-disk cache is keyed on the source of ``CONV_SOURCES`` (``source_cache``).
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-import llvmlite.binding as llvm
-from numba import carray, cfunc, types
+from numba import carray, types
 
+from dandelion.ops.numba.callbacks import export
 from dandelion.ops.numba.conv_kernels import conv2d_forward, conv2d_grad_filters, conv2d_grad_input
+from dandelion.ops.numba.source_cache import source_cfunc
 
 N_PARAMS = 18
+
+# The modules whose source the convolution's compiled Numba code depends on.
+CONV_SOURCES = (
+    "dandelion.ops.geometry",
+    "dandelion.ops.numba.buffers",
+    "dandelion.ops.numba.callbacks",
+    "dandelion.ops.numba.conv",
+    "dandelion.ops.numba.conv_cfuncs",
+    "dandelion.ops.numba.conv_kernels",
+)
 
 
 @cache
@@ -36,7 +45,7 @@ def conv_cfuncs(dtype_name):
     ptr = types.CPointer(getattr(types, dtype_name))
     signature = types.void(ptr, ptr, ptr, types.CPointer(types.int64))
 
-    @cfunc(signature, cache=True)
+    @source_cfunc(signature, CONV_SOURCES)
     def forward(x_ptr, w_ptr, out_ptr, p_ptr):
         p = carray(p_ptr, (N_PARAMS,))
         x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
@@ -44,7 +53,7 @@ def conv_cfuncs(dtype_name):
         out = carray(out_ptr, (p[0], p[4], p[8], p[9]))
         conv2d_forward(x, w, out, p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
 
-    @cfunc(signature, cache=True)
+    @source_cfunc(signature, CONV_SOURCES)
     def grad_input(w_ptr, gy_ptr, out_ptr, p_ptr):
         p = carray(p_ptr, (N_PARAMS,))
         w = carray(w_ptr, (p[4], p[5], p[6], p[7]))
@@ -52,7 +61,7 @@ def conv_cfuncs(dtype_name):
         out = carray(out_ptr, (p[0], p[1], p[2], p[3]))
         conv2d_grad_input(w, gy, out, p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
 
-    @cfunc(signature, cache=True)
+    @source_cfunc(signature, CONV_SOURCES)
     def grad_filters(x_ptr, gy_ptr, out_ptr, p_ptr):
         p = carray(p_ptr, (N_PARAMS,))
         x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
@@ -60,9 +69,4 @@ def conv_cfuncs(dtype_name):
         out = carray(out_ptr, (p[4], p[5], p[6], p[7]))
         conv2d_grad_filters(x, gy, out, p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
 
-    externals = []
-    for callback in (forward, grad_input, grad_filters):
-        symbol = f"dandelion_conv2d_{callback.__name__}_{dtype_name}"
-        llvm.add_symbol(symbol, callback.address)
-        externals.append(types.ExternalFunction(symbol, signature))
-    return tuple(externals)
+    return export("conv2d", dtype_name, signature, (forward, grad_input, grad_filters))

@@ -17,11 +17,6 @@ from pytensor.link.numba.dispatch import basic as numba_basic
 
 
 @numba_basic.numba_njit
-def out_size(n, k, s, p, d):
-    return (n + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-@numba_basic.numba_njit
 def chunk_images(b, p):
     """Images per BLAS product: about 4096 output pixels, so the fields stay in cache."""
     if p >= 4096:

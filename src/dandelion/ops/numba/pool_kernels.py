@@ -2,7 +2,7 @@
 
 One compiled loop nest serves 1-, 2- and 3-D pooling; window sizes, strides, pads and
 the mode are run-time arguments. Kernels write into the caller's (C-contiguous) output
-buffer through flat indices. Mode codes follow ``dandelion.ops.pool_common.MODE_CODES``.
+buffer through flat indices. Mode codes follow ``dandelion.ops.pool.MODE_CODES``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from pytensor.link.numba.dispatch import basic as numba_basic
 
 MAX, SUM, AVERAGE_INC_PAD, AVERAGE_EXC_PAD = 0, 1, 2, 3
+# what ``each_window`` does per window
+FORWARD, BACKWARD, GATHER = 0, 1, 2
 
 
 @numba_basic.numba_njit
@@ -46,70 +48,86 @@ def window_sum(xf, base, hh, ww, d0, d1, h0, h1, w0, w1):
     return total
 
 
+@numba_basic.numba_njit
+def divisor(mode, padded_count, d0, d1, h0, h1, w0, w1):
+    """What a window's sum is divided by: 1 (sum), the padded window or its input pixels."""
+    if mode == AVERAGE_INC_PAD:
+        return padded_count
+    if mode == AVERAGE_EXC_PAD:
+        return (d1 - d0) * (h1 - h0) * (w1 - w0)
+    return 1
+
+
 @numba_basic.numba_njit(boundscheck=False)
+def each_window(x_shape, out_spatial, ws, st, pad, kind, xf, bf, of, mode):
+    """Runs the ``kind`` visit (``FORWARD``, ``BACKWARD``, ``GATHER``) for every output ``o``
+    (flat index) with its window clipped to the input, in output order.
+
+    The kind is an argument, not the visit function itself: a function argument would make
+    the compiled callback a dynamic global, which Numba cannot cache.
+    """
+    n, dd, hh, ww = x_shape
+    od, oh, ow = out_spatial
+    for b in range(n):
+        for i in range(od):
+            d0, d1, cd = window(i, dd, ws[0], st[0], pad[0])
+            for j in range(oh):
+                h0, h1, ch = window(j, hh, ws[1], st[1], pad[1])
+                row = ((b * od + i) * oh + j) * ow
+                for k in range(ow):
+                    w0, w1, cw = window(k, ww, ws[2], st[2], pad[2])
+                    args = (xf, bf, of, row + k, b * dd, hh, ww, d0, d1, h0, h1, w0, w1, cd * ch * cw, mode)
+                    if kind == FORWARD:
+                        forward_visit(*args)
+                    elif kind == BACKWARD:
+                        backward_visit(*args)
+                    else:
+                        gather_visit(*args)
+
+
+@numba_basic.numba_njit
+def forward_visit(xf, unused, of, o, base, hh, ww, d0, d1, h0, h1, w0, w1, padded_count, mode):
+    if mode == MAX:
+        of[o] = xf[first_argmax(xf, base, hh, ww, d0, d1, h0, h1, w0, w1)]
+    else:
+        total = window_sum(xf, base, hh, ww, d0, d1, h0, h1, w0, w1)
+        of[o] = total / divisor(mode, padded_count, d0, d1, h0, h1, w0, w1)
+
+
+@numba_basic.numba_njit
+def backward_visit(xf, gyf, gxf, o, base, hh, ww, d0, d1, h0, h1, w0, w1, padded_count, mode):
+    if mode == MAX:
+        gxf[first_argmax(xf, base, hh, ww, d0, d1, h0, h1, w0, w1)] += gyf[o]
+        return
+    g = gyf[o] / divisor(mode, padded_count, d0, d1, h0, h1, w0, w1)
+    for d in range(d0, d1):
+        for h in range(h0, h1):
+            row = ((base + d) * hh + h) * ww
+            for w in range(w0, w1):
+                gxf[row + w] += g
+
+
+@numba_basic.numba_njit
+def gather_visit(xf, gf, of, o, base, hh, ww, d0, d1, h0, h1, w0, w1, padded_count, mode):
+    of[o] = gf[first_argmax(xf, base, hh, ww, d0, d1, h0, h1, w0, w1)]
+
+
+@numba_basic.numba_njit
 def pool_forward(x, out, ws, st, pad, mode):
-    n, dd, hh, ww = x.shape
-    od, oh, ow = out.shape[1], out.shape[2], out.shape[3]
-    xf, of = x.reshape(-1), out.reshape(-1)
-    for b in range(n):
-        for i in range(od):
-            d0, d1, cd = window(i, dd, ws[0], st[0], pad[0])
-            for j in range(oh):
-                h0, h1, ch = window(j, hh, ws[1], st[1], pad[1])
-                row = ((b * od + i) * oh + j) * ow
-                for k in range(ow):
-                    w0, w1, cw = window(k, ww, ws[2], st[2], pad[2])
-                    if mode == MAX:
-                        of[row + k] = xf[first_argmax(xf, b * dd, hh, ww, d0, d1, h0, h1, w0, w1)]
-                        continue
-                    total = window_sum(xf, b * dd, hh, ww, d0, d1, h0, h1, w0, w1)
-                    if mode == AVERAGE_INC_PAD:
-                        total /= cd * ch * cw
-                    elif mode == AVERAGE_EXC_PAD:
-                        total /= (d1 - d0) * (h1 - h0) * (w1 - w0)
-                    of[row + k] = total
+    out_spatial = (out.shape[1], out.shape[2], out.shape[3])
+    xf = x.reshape(-1)
+    each_window(x.shape, out_spatial, ws, st, pad, FORWARD, xf, xf, out.reshape(-1), mode)
 
 
-@numba_basic.numba_njit(boundscheck=False)
+@numba_basic.numba_njit
 def pool_backward(x, gy, gx, ws, st, pad, mode):
-    n, dd, hh, ww = x.shape
-    od, oh, ow = gy.shape[1], gy.shape[2], gy.shape[3]
-    xf, gyf, gxf = x.reshape(-1), gy.reshape(-1), gx.reshape(-1)
+    gxf = gx.reshape(-1)
     gxf[:] = 0
-    for b in range(n):
-        for i in range(od):
-            d0, d1, cd = window(i, dd, ws[0], st[0], pad[0])
-            for j in range(oh):
-                h0, h1, ch = window(j, hh, ws[1], st[1], pad[1])
-                row = ((b * od + i) * oh + j) * ow
-                for k in range(ow):
-                    w0, w1, cw = window(k, ww, ws[2], st[2], pad[2])
-                    g = gyf[row + k]
-                    if mode == MAX:
-                        gxf[first_argmax(xf, b * dd, hh, ww, d0, d1, h0, h1, w0, w1)] += g
-                        continue
-                    if mode == AVERAGE_INC_PAD:
-                        g = g / (cd * ch * cw)
-                    elif mode == AVERAGE_EXC_PAD:
-                        g = g / ((d1 - d0) * (h1 - h0) * (w1 - w0))
-                    for d in range(d0, d1):
-                        for h in range(h0, h1):
-                            base = ((b * dd + d) * hh + h) * ww
-                            for w in range(w0, w1):
-                                gxf[base + w] += g
+    out_spatial = (gy.shape[1], gy.shape[2], gy.shape[3])
+    each_window(x.shape, out_spatial, ws, st, pad, BACKWARD, x.reshape(-1), gy.reshape(-1), gxf, mode)
 
 
-@numba_basic.numba_njit(boundscheck=False)
+@numba_basic.numba_njit
 def max_pool_gather(x, g, out, ws, st, pad):
-    n, dd, hh, ww = x.shape
-    od, oh, ow = out.shape[1], out.shape[2], out.shape[3]
-    xf, gf, of = x.reshape(-1), g.reshape(-1), out.reshape(-1)
-    for b in range(n):
-        for i in range(od):
-            d0, d1, _ = window(i, dd, ws[0], st[0], pad[0])
-            for j in range(oh):
-                h0, h1, _ = window(j, hh, ws[1], st[1], pad[1])
-                row = ((b * od + i) * oh + j) * ow
-                for k in range(ow):
-                    w0, w1, _ = window(k, ww, ws[2], st[2], pad[2])
-                    of[row + k] = gf[first_argmax(xf, b * dd, hh, ww, d0, d1, h0, h1, w0, w1)]
+    out_spatial = (out.shape[1], out.shape[2], out.shape[3])
+    each_window(x.shape, out_spatial, ws, st, pad, GATHER, x.reshape(-1), g.reshape(-1), out.reshape(-1), MAX)

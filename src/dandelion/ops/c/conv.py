@@ -1,4 +1,4 @@
-"""C code of the three convolution Ops: per-image im2col / col2im and the BLAS PyTensor links.
+"""C code of the convolution Op family (``dandelion.ops.conv``): per-image im2col / col2im and the BLAS PyTensor links.
 
 Why C and not the NumPy ``perform``: with ``blas__ldflags`` set, PyTensor's own BLAS Ops
 (the dense layer's ``Dot22``, BatchNorm's ``Gemv``) call the system BLAS while NumPy's
@@ -24,7 +24,10 @@ from pytensor.link.c.params_type import ParamsType
 from pytensor.scalar import int64
 from pytensor.tensor.blas import ldflags
 
-C_CODE_VERSION = (3,)
+from dandelion.ops.c.expr import SUPPORT_CODE, CExpr
+from dandelion.ops.geometry import conv_output_length
+
+C_CODE_VERSION = (4,)
 
 CONV_PARAMS = ParamsType(sh=int64, sw=int64, ph=int64, pw=int64, dh=int64, dw=int64, groups=int64, flip=int64)
 
@@ -164,7 +167,7 @@ static int dl_conv_{T}(int mode, const {T}* a, const {T}* b, {T}* out, const int
 
 
 def support_code():
-    return _BLAS_DECLARATIONS + "".join(_KERNELS.format(T=t, gemm=g) for t, g in (("float", "sgemm_"), ("double", "dgemm_")))
+    return _BLAS_DECLARATIONS + SUPPORT_CODE + "".join(_KERNELS.format(T=t, gemm=g) for t, g in (("float", "sgemm_"), ("double", "dgemm_")))
 
 
 def _check_supported(node):
@@ -178,7 +181,8 @@ def _check_supported(node):
 
 
 def _out_size(n, k, s, p, d):
-    return f"(({n} + 2 * {p} - {d} * ({k} - 1) - 1) < 0 ? 0 : ({n} + 2 * {p} - {d} * ({k} - 1) - 1) / {s} + 1)"
+    """The C expression of ``geometry.conv_output_length`` on C variables / expressions."""
+    return f"(int){conv_output_length(CExpr(n), CExpr(k), CExpr(s), CExpr(p), CExpr(d))}"
 
 
 def _ensure_output(z, shape, typenum, fail):
@@ -197,7 +201,7 @@ def _ensure_output(z, shape, typenum, fail):
 
 
 def conv_c_code(op, mode, node, inputs, outputs, sub):
-    """C for mode 0 (Conv2D: x, w), 1 (Conv2DGradInput: w, gy, in_hw), 2 (Conv2DGradFilters: x, gy, kernel_hw)."""
+    """C for mode 0 (``Conv2dOp``: x, w), 1 (``Conv2dGradInputOp``: w, gy, in_hw), 2 (``Conv2dGradFiltersOp``: x, gy, kernel_hw)."""
     t = _check_supported(node)
     a, b = inputs[0], inputs[1]
     (z,) = outputs

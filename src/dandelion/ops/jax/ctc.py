@@ -1,7 +1,5 @@
-"""JAX implementations of the objective Ops, registered with PyTensor's JAX dispatcher.
-
-Imported when PyTensor's JAX backend is first used (JAX is optional).
-"""
+"""JAX implementations of the CTC Op family (``dandelion.ops.ctc``): the forward recursion as
+one ``jax.lax.scan``, its gradient by ``jax.vjp`` of it."""
 
 from __future__ import annotations
 
@@ -9,8 +7,8 @@ import jax
 import jax.numpy as jnp
 from pytensor.link.jax.dispatch import jax_funcify
 
-from dandelion.objective.ctc_op import LOG_ZERO, CTCForward, CTCForwardGrad
-from dandelion.objective.edit_distance import EditDistance
+from dandelion.ops.ctc import CTCForwardGradOp, CTCForwardOp
+from dandelion.ops.ctc_numpy import LOG_ZERO
 
 
 def _jax_forward():
@@ -40,13 +38,13 @@ def _jax_forward():
     return forward
 
 
-@jax_funcify.register(CTCForward)
-def _jax_ctc_forward(op, node=None, **kwargs):
+@jax_funcify.register(CTCForwardOp)
+def jax_funcify_CTCForwardOp(op, node=None, **kwargs):
     return _jax_forward()
 
 
-@jax_funcify.register(CTCForwardGrad)
-def _jax_ctc_forward_grad(op, node=None, **kwargs):
+@jax_funcify.register(CTCForwardGradOp)
+def jax_funcify_CTCForwardGradOp(op, node=None, **kwargs):
     forward = _jax_forward()
 
     def ctc_forward_grad_jax(log_probs, extended, skip_ok, lengths, valid, output_grad):
@@ -54,30 +52,3 @@ def _jax_ctc_forward_grad(op, node=None, **kwargs):
         return pullback(output_grad.astype(log_probs.dtype))[0]
 
     return ctc_forward_grad_jax
-
-
-@jax_funcify.register(EditDistance)
-def _jax_edit_distance(op, node=None, **kwargs):
-    def one(a, a_len, b, b_len):
-        columns = jnp.arange(b.shape[0] + 1)
-
-        def next_row(row, i_and_symbol):
-            i, symbol = i_and_symbol
-            # Deletions and substitutions come from the previous row; insertions chain
-            # along the new row: new[j] = min_k<=j (partial[k] + j - k), a running minimum.
-            cost = (symbol != b).astype(row.dtype)
-            partial = jnp.concatenate([jnp.array([i], dtype=row.dtype), jnp.minimum(row[1:] + 1, row[:-1] + cost)])
-            new = jax.lax.cummin(partial - columns) + columns
-            return new, new
-
-        first = columns.astype(jnp.int64)
-        _, rows = jax.lax.scan(next_row, first, (jnp.arange(1, a.shape[0] + 1, dtype=jnp.int64), a))
-        rows = jnp.concatenate([first[None, :], rows], axis=0)
-        return rows[a_len, b_len]
-
-    batched = jax.vmap(one)
-
-    def batch_edit_distance(a, a_len, b, b_len):
-        return batched(a, a_len, b, b_len).astype(jnp.int64)
-
-    return batch_edit_distance

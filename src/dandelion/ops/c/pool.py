@@ -1,4 +1,4 @@
-"""C code of ``Pool`` and ``PoolGrad`` for PyTensor's C backend.
+"""C code of the pooling Op family (``dandelion.ops.pool``): ``PoolOp`` and ``PoolGradOp``.
 
 The NumPy kernels (``pool_numpy``) cost 11 ms forward and 16 ms backward for a 2x2 max
 pool of a float32 (64, 32, 28, 28) batch; these loops take well under a millisecond.
@@ -7,12 +7,20 @@ flattened into N, missing pooled axes of length 1), read C-contiguous inputs and
 the same rules: max pooling ignores padding and routes each gradient to the first
 maximum of its window in row-major window order; ``average_inc_pad`` divides by the
 window clipped to the padded input, ``average_exc_pad`` by its input pixels.
-The window geometry is compiled in as constants (one small module per configuration).
+The window geometry is compiled in as constants (one small module per configuration);
+the pooled lengths are generated from ``geometry.pool_output_length``.
 """
 
 from __future__ import annotations
 
-C_CODE_VERSION = (1,)
+from dandelion.ops.c.expr import SUPPORT_CODE, CExpr
+from dandelion.ops.geometry import pool_output_length
+
+C_CODE_VERSION = (2,)
+
+
+def support_code():
+    return SUPPORT_CODE
 
 
 def _geometry(op, x, where, fail):
@@ -21,6 +29,9 @@ def _geometry(op, x, where, fail):
     ws = (1,) * extra + tuple(op.ws)
     st = (1,) * extra + tuple(op.stride)
     pd = (0,) * extra + tuple(op.pad)
+    lengths = " ".join(
+        f"ot[{a}] = {pool_output_length(CExpr(f'sp[{a}]'), ws[a], st[a], pd[a], op.ignore_border)};" for a in range(3)
+    )
     return f"""
     const int nd = {op.nd};
     const int ndim = PyArray_NDIM({x});
@@ -30,16 +41,8 @@ def _geometry(op, x, where, fail):
     npy_intp n = 1, sp[3] = {{1, 1, 1}}, ot[3];
     for (int a = 0; a < ndim - nd; ++a) n *= PyArray_DIMS({x})[a];
     for (int a = 0; a < nd; ++a) sp[3 - nd + a] = PyArray_DIMS({x})[ndim - nd + a];
+    {lengths}
     for (int a = 0; a < 3; ++a) {{
-        npy_intp padded = sp[a] + 2 * pd[a];
-        if ({int(op.ignore_border)}) {{
-            ot[a] = padded < ws[a] ? 0 : (padded - ws[a]) / st[a] + 1;
-        }} else if (st[a] >= ws[a]) {{
-            ot[a] = (padded - 1) / st[a] + 1;
-        }} else {{
-            npy_intp t = padded - 1 - ws[a] + st[a];
-            ot[a] = (t < 0 ? 0 : t / st[a]) + 1;
-        }}
         if (ot[a] < 1) {{
             PyErr_SetString(PyExc_ValueError, "{where}: window larger than the padded input with ignore_border=True");
             {fail}

@@ -1,7 +1,11 @@
-"""Shape and padding arithmetic shared by the convolution and pooling Ops and their callers.
+"""Shape and padding arithmetic of the convolution and pooling Ops: each formula written once.
 
-Everything here is plain Python on ints (``None`` for an unknown length), so kernels can
-call it at run time and graph builders at build time.
+``conv_output_length`` and ``pool_output_length`` are plain arithmetic on their arguments,
+with no call and no comparison of a length, so one definition serves every use: ints at
+graph-build time and in the NumPy kernels, PyTensor scalars in ``infer_shape``,
+``numba.njit`` of the same function in the Numba kernels, and ``dandelion.ops.c.expr``
+expressions from which the C code's output sizes are generated. ``static_length`` gives
+``None`` for a length unknown at build time.
 """
 
 from __future__ import annotations
@@ -59,16 +63,19 @@ def resolve_conv_pad(where, pad, kernel_size, dilation):
 
 
 def conv_output_length(length, kernel, stride, pad, dilation):
-    """Output length of a convolution along one axis (``None`` if unknown)."""
-    if length is None or kernel is None:
+    """Output length of a convolution along one axis (less than 1: the input is too small)."""
+    return (length + 2 * pad - (kernel - 1) * dilation - 1) // stride + 1
+
+
+def static_length(formula, length, *params):
+    """``formula(length, *params)``, or ``None`` when the length or a parameter is unknown (None)."""
+    if length is None or any(p is None for p in params):
         return None
-    return (length + 2 * pad - dilated_size(kernel, dilation)) // stride + 1
+    return formula(length, *params)
 
 
 def conv_transposed_output_length(length, kernel, stride, pad, dilation):
     """Smallest input length of the convolution whose output has ``length`` (the adjoint's size)."""
-    if length is None or kernel is None:
-        return None
     return (length - 1) * stride + dilated_size(kernel, dilation) - 2 * pad
 
 
@@ -79,15 +86,22 @@ def check_pool_mode(where, mode):
 
 
 def pool_output_length(length, ws, stride, pad, ignore_border):
-    """Theano's pooled length; ``ignore_border=False`` keeps the partial window at the end."""
-    if length is None:
-        return None
+    """Theano's pooled length; ``ignore_border=False`` keeps the partial window at the end.
+
+    ``ws``, ``stride``, ``pad`` and ``ignore_border`` are ints (an Op's props); ``length``
+    may also be a PyTensor scalar or a C expression.
+    """
     padded = length + 2 * pad
     if ignore_border:
-        return max(0, (padded - ws) // stride + 1)
-    if stride >= ws:
+        windows, partial = (padded - ws) // stride + 1, 0
+    elif stride >= ws:
         return (padded - 1) // stride + 1
-    return max(0, (padded - 1 - ws + stride) // stride) + 1
+    else:
+        windows, partial = (padded - 1 - ws + stride) // stride, 1
+    # max(windows, 0) without a comparison, which no single spelling serves in all four
+    # uses (Python's max cannot compare a PyTensor scalar; pt.maximum is no Numba or C
+    # function) while abs is defined in each; windows + |windows| is even, so // 2 is exact.
+    return (windows + abs(windows)) // 2 + partial
 
 
 def pool_buffer_length(length, ws, stride, pad, out_length):

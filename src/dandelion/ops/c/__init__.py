@@ -1,0 +1,1 @@
+"""C code of dandelion's Ops for PyTensor's C backend, one file per Op family."""
