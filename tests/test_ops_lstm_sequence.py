@@ -19,7 +19,9 @@ from pytensor.graph.traversal import apply_ancestors
 from pytensor.scan.op import Scan
 
 from dandelion.module import LSTM
-from dandelion.ops import LSTMSequence, LSTMSequenceGrad, lstm_sequence
+from dandelion.ops.lstm import LSTMSequenceGradOp as LSTMSequenceGrad
+from dandelion.ops.lstm import LSTMSequenceOp as LSTMSequence
+from dandelion.ops.lstm import lstm_sequence
 from tests import recurrent_reference as ref
 from tests.helpers import PY_MODE, assert_close, compile_fn, verify_grad
 from tests.recurrent_harness import compiled, draw_mask, randomize_weights
@@ -293,7 +295,7 @@ def test_second_derivative_is_reported_as_not_implemented():
 
 def test_numba_float32_tanh_approximation_is_accurate():
     """The float32 Numba kernels' rational tanh against NumPy's, across and beyond its clamp."""
-    from dandelion.ops.numba.lstm_sequence_kernels import rational_tanh
+    from dandelion.ops.numba.lstm_kernels import rational_tanh
 
     x = np.concatenate([np.linspace(-12, 12, 4001), [-1e4, -9.0, -1e-6, 0.0, 1e-6, 9.0, 1e4]])
     approx = np.array([rational_tanh.py_func(float(v)) for v in x])

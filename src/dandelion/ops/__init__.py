@@ -9,13 +9,12 @@ from dandelion._compat import after_jax_dispatch_import
 from dandelion.ops.conv2d import Conv2D
 from dandelion.ops.conv2d_grad_filters import Conv2DGradFilters
 from dandelion.ops.conv2d_grad_input import Conv2DGradInput
-from dandelion.ops.lstm_sequence import LSTMSequence, lstm_sequence
-from dandelion.ops.lstm_sequence_grad import LSTMSequenceGrad
+from dandelion.ops.lstm import lstm_sequence
 from dandelion.ops.pool import Pool
 from dandelion.ops.pool_grad import PoolGrad
 from dandelion.ops.pool_grad_grad import MaxPoolGather
 
-__all__ = ["Conv2D", "Conv2DGradInput", "Conv2DGradFilters", "Pool", "PoolGrad", "MaxPoolGather", "LSTMSequence", "LSTMSequenceGrad", "lstm_sequence"]
+__all__ = ["Conv2D", "Conv2DGradInput", "Conv2DGradFilters", "Pool", "PoolGrad", "MaxPoolGather", "lstm_sequence"]
 
 # Backend kernels register themselves with PyTensor's dispatchers when imported.
 from dandelion.ops import numba as _numba_kernels  # noqa: E402, F401

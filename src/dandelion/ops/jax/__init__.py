@@ -5,7 +5,7 @@ from dandelion.ops.jax import (  # noqa: F401
     conv2d_grad_filters,
     conv2d_grad_input,
     index_bounds,
-    lstm_sequence,
+    lstm,
     pool,
     pool_grad,
     pool_grad_grad,

@@ -4,7 +4,7 @@ from dandelion.ops.numba import (  # noqa: F401
     conv2d,
     conv2d_grad_filters,
     conv2d_grad_input,
-    lstm_sequence,
+    lstm,
     pool,
     pool_grad,
     pool_grad_grad,

@@ -14,13 +14,13 @@ from functools import cache
 import llvmlite.binding as llvm
 from numba import carray, cfunc, types
 
-from dandelion.ops.numba.lstm_sequence_kernels import lstm_backward, lstm_forward
+from dandelion.ops.numba.lstm_kernels import lstm_backward, lstm_forward
 
 N_PARAMS = 5
 
 
 @cache
-def lstm_sequence_cfuncs(dtype_name):
+def lstm_cfuncs(dtype_name):
     """(forward, backward) external functions for ``dtype_name`` ('float32' or 'float64').
 
     Must run before a cached wrapper calling them is loaded, hence in funcify.
