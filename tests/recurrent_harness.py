@@ -50,6 +50,11 @@ def f32(name, shape):
     return pt.tensor(name, shape=tuple(shape), dtype="float32")
 
 
+def sequence_weights(module):
+    """(W_in, b_in, W_hid) values of an LSTM or GRU, as the reference loops take them."""
+    return module.W_in.get_value(), module.b_in.get_value(), module.W_hid.get_value()
+
+
 def randomize_weights(module, rng, scale=0.6):
     """Replace every parameter value by N(0, scale^2) draws, so tests do not rely on
     small initial weights (or zero biases) hiding a wrong formula."""

@@ -63,14 +63,14 @@ def test_kernel_edit_misses_the_cache_and_unchanged_source_hits(tmp_path):
 
 def test_source_hash_follows_every_listed_module(monkeypatch):
     modules = ("dandelion.ops.geometry", "dandelion.ops.numba.pool_kernels")
-    before = source_cache.source_version(modules)
+    before = source_cache.source_hash(modules)
     original = source_cache.module_source
     source_cache.source_hash.cache_clear()
     monkeypatch.setattr(
         source_cache, "module_source", lambda name: original(name) + (b"# edited\n" if name.endswith("pool_kernels") else b"")
     )
     try:
-        assert source_cache.source_version(modules) != before
+        assert source_cache.source_hash(modules) != before
     finally:
         source_cache.source_hash.cache_clear()
 
@@ -81,6 +81,15 @@ def test_pytensor_cache_key_holds_the_family_source_version(monkeypatch):
     node = PoolOp(2, (2, 2))(x).owner
     _, key = numba_funcify_and_cache_key(node.op, node=node)
     assert pool_cfuncs.POOL_SOURCES and "dandelion.ops.numba.pool" in pool_cfuncs.POOL_SOURCES
-    monkeypatch.setattr(source_cache, "source_version", lambda modules: 12345)
+    monkeypatch.setattr(source_cache, "source_hash", lambda modules: "edited")
     _, edited_key = numba_funcify_and_cache_key(node.op, node=node)
     assert key is not None and edited_key is not None and key != edited_key
+
+
+def test_pytensor_cache_key_holds_the_dtypes():
+    """The funcify functions pick their kernels by dtype: a float32 node must not reuse a float64 one's code."""
+    keys = []
+    for dtype in ("float32", "float64"):
+        node = PoolOp(2, (2, 2))(pt.tensor("x", shape=(None, 4, 4), dtype=dtype)).owner
+        keys.append(numba_funcify_and_cache_key(node.op, node=node)[1])
+    assert None not in keys and keys[0] != keys[1]

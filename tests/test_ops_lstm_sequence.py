@@ -1,4 +1,4 @@
-"""The fused LSTM Op (``dandelion.ops.lstm_sequence``): values against the NumPy reference
+"""The fused LSTM Op family (``dandelion.ops.lstm``): values against the NumPy reference
 loop, gradients against finite differences, the module's fused path against its scan
 path (clipping, masks, backward, learned init), shape inference and bad input.
 
@@ -19,7 +19,7 @@ from pytensor.graph.traversal import apply_ancestors
 from pytensor.scan.op import Scan
 
 from dandelion.module import LSTM
-from dandelion.ops import LSTMSequence, LSTMSequenceGrad, lstm_sequence
+from dandelion.ops.lstm import LSTMSequenceGradOp, LSTMSequenceOp, lstm_sequence
 from tests import recurrent_reference as ref
 from tests.helpers import PY_MODE, assert_close, compile_fn, verify_grad
 from tests.recurrent_harness import compiled, draw_mask, randomize_weights
@@ -145,7 +145,7 @@ def test_fused_path_equals_scan_path(backend, peephole, grad_clipping):
     """Outputs and gradients (clipping that binds, masks, backward, learned init) agree."""
     (fused, scanned, unclipped), fn = _pair_fn(backend, peephole, grad_clipping)
     graph_ops = {type(node.op) for node in fn.maker.fgraph.toposort()}
-    assert LSTMSequence in graph_ops and LSTMSequenceGrad in graph_ops and Scan in graph_ops
+    assert LSTMSequenceOp in graph_ops and LSTMSequenceGradOp in graph_ops and Scan in graph_ops
     rng = np.random.default_rng(5)
     n = N_OUT + 1 + len(fused.params)
     for _ in range(2):
@@ -201,7 +201,7 @@ def _truncated_fns(backend):
 
 def test_truncated_gradient_on_the_fused_path_equals_truncated_scan(backend):
     fused, fn, scanned, scan_fn = _truncated_fns(backend)
-    assert LSTMSequence in {type(node.op) for node in fn.maker.fgraph.toposort()}
+    assert LSTMSequenceOp in {type(node.op) for node in fn.maker.fgraph.toposort()}
     rng = np.random.default_rng(11)
     randomize_weights(fused, rng, scale=0.8)
     scanned.set_weights(fused.get_weights())
@@ -224,8 +224,8 @@ def test_module_uses_fused_op_only_for_tanh_and_static_truncation():
     def ops(module, inp=x):
         return {type(node.op) for node in apply_ancestors([module.forward(inp)])}
 
-    assert LSTMSequence in ops(LSTM(3, 2))
-    assert LSTMSequence in ops(LSTM(3, 2, truncate_gradient=2))
+    assert LSTMSequenceOp in ops(LSTM(3, 2))
+    assert LSTMSequenceOp in ops(LSTM(3, 2, truncate_gradient=2))
     assert Scan in ops(LSTM(3, 2, truncate_gradient=2), pt.tensor("x", shape=(None, 2, 3)))
     assert Scan in ops(LSTM(3, 2, hidden_activation=lambda v: pt.maximum(v, 0)))
 
@@ -240,7 +240,7 @@ def test_infer_shape_removes_both_ops():
     outputs = [hs, cs, *grads]
     inputs = [gi, W, h0, c0, *peep, m]
     fn = pytensor.function(inputs, [o.shape for o in outputs], mode=Mode(linker="py", optimizer="fast_run"))
-    assert not any(isinstance(node.op, (LSTMSequence, LSTMSequenceGrad)) for node in fn.maker.fgraph.toposort())
+    assert not any(isinstance(node.op, (LSTMSequenceOp, LSTMSequenceGradOp)) for node in fn.maker.fgraph.toposort())
     T, B, H = 3, 2, 5
     args = [np.zeros((T, B, 4 * H)), np.zeros((H, 4 * H)), np.zeros((B, H)), np.zeros((B, H))]
     args += [np.zeros(H)] * 3 + [np.ones((T, B))]
@@ -293,7 +293,7 @@ def test_second_derivative_is_reported_as_not_implemented():
 
 def test_numba_float32_tanh_approximation_is_accurate():
     """The float32 Numba kernels' rational tanh against NumPy's, across and beyond its clamp."""
-    from dandelion.ops.numba.lstm_sequence_kernels import rational_tanh
+    from dandelion.ops.numba.lstm_kernels import rational_tanh
 
     x = np.concatenate([np.linspace(-12, 12, 4001), [-1e4, -9.0, -1e-6, 0.0, 1e-6, 9.0, 1e4]])
     approx = np.array([rational_tanh.py_func(float(v)) for v in x])

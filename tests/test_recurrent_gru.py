@@ -18,6 +18,7 @@ from tests.recurrent_harness import (
     draw_mask,
     f32,
     randomize_weights,
+    sequence_weights,
     static_or_none,
     time_batch,
 )
@@ -25,10 +26,6 @@ from tests.recurrent_harness import (
 H = 3
 DIMS = [4, 1]
 D = sum(DIMS)
-
-
-def _weights(module):
-    return module.W_in.get_value(), module.b_in.get_value(), module.W_hid.get_value()
 
 
 GIVEN_GRU = GRU(DIMS, H, name="given")
@@ -60,11 +57,11 @@ def test_gru_matches_reference(backend, data):
     x2 = rng.standard_normal((T, B, 2)).astype("float32")
     m = draw_mask(rng, T, B)
     h0 = rng.standard_normal((B, H)).astype("float32")
-    W = _weights(GIVEN_GRU)
+    W = sequence_weights(GIVEN_GRU)
     fwd = ref.gru_sequence(x, *W, h0, mask=m)
     bwd = ref.gru_sequence(x, *W, h0, mask=m, backward=True)
     learned_h0 = np.tile(LEARN_GRU.h_ini.get_value(), (B, 1))
-    learned = ref.gru_sequence(x2, *_weights(LEARN_GRU), learned_h0, backward=True, act=ref.sigmoid)
+    learned = ref.gru_sequence(x2, *sequence_weights(LEARN_GRU), learned_h0, backward=True, act=ref.sigmoid)
     out = fn(x, m, h0, x2)
     for actual, expected in zip(out, [*fwd, *bwd, bwd[1], *learned], strict=True):
         assert actual.dtype == np.float32
@@ -90,7 +87,7 @@ def test_gru_cell_is_one_reference_step(backend, data):
     x = rng.standard_normal((B, D)).astype("float32")
     h = rng.standard_normal((B, H)).astype("float32")
     m = (rng.random(B) < 0.5).astype("float32")
-    W = _weights(CELL)
+    W = sequence_weights(CELL)
     h1 = ref.gru_cell(x @ W[0] + W[1], h, W[2])
     for actual, expected in zip(fn(x, h, m), [h1, np.where(m[:, None] != 0, h1, h)], strict=True):
         assert_close(actual, expected)

@@ -18,6 +18,7 @@ from tests.recurrent_harness import (
     draw_mask,
     f32,
     randomize_weights,
+    sequence_weights,
     static_or_none,
     time_batch,
 )
@@ -29,10 +30,6 @@ D = sum(DIMS)
 
 def _peep(module):
     return [module.w_cell_to_igate.get_value(), module.w_cell_to_fgate.get_value(), module.w_cell_to_ogate.get_value()]
-
-
-def _weights(module):
-    return module.W_in.get_value(), module.b_in.get_value(), module.W_hid.get_value()
 
 
 # --------------------------------------------------------------- peephole, mask, given states
@@ -64,7 +61,7 @@ def test_lstm_peephole_masked_matches_reference(backend, data):
     h0 = rng.standard_normal((B, H)).astype("float32")
     c0 = rng.standard_normal((B, H)).astype("float32")
     out = fn(x, m, h0, c0)
-    W = _weights(PEEP_LSTM)
+    W = sequence_weights(PEEP_LSTM)
     peep = _peep(PEEP_LSTM)
     expected_fwd = ref.lstm_sequence(x, *W, h0, c0, peep, mask=m)
     expected_bwd = ref.lstm_sequence(x, *W, h0, c0, peep, mask=m, backward=True)
@@ -100,8 +97,8 @@ def test_lstm_learned_initial_state_matches_reference(backend, data):
     h0 = np.tile(LEARN_LSTM.h_ini.get_value(), (B, 1))
     c0 = np.tile(LEARN_LSTM.c_ini.get_value(), (B, 1))
     relu_np = lambda v: np.maximum(v, 0)  # noqa: E731
-    seq, h_last, c_last = ref.lstm_sequence(x, *_weights(LEARN_LSTM), h0, c0, None, mask=m, act=relu_np)
-    last_bwd = ref.lstm_sequence(x, *_weights(LEARN_LSTM), h0, c0, None, backward=True, act=relu_np)[1]
+    seq, h_last, c_last = ref.lstm_sequence(x, *sequence_weights(LEARN_LSTM), h0, c0, None, mask=m, act=relu_np)
+    last_bwd = ref.lstm_sequence(x, *sequence_weights(LEARN_LSTM), h0, c0, None, backward=True, act=relu_np)[1]
     out = fn(x, m)
     for actual, expected in zip(out, [seq, h_last, c_last, last_bwd], strict=True):
         assert_close(actual, expected)
@@ -128,7 +125,7 @@ def test_lstm_cell_is_one_reference_step(backend, data):
     h = rng.standard_normal((B, H)).astype("float32")
     c = rng.standard_normal((B, H)).astype("float32")
     m = (rng.random(B) < 0.5).astype("float32")
-    W = _weights(CELL)
+    W = sequence_weights(CELL)
     h1, c1 = ref.lstm_cell(x @ W[0] + W[1], h, c, W[2], _peep(CELL))
     keep = m[:, None] != 0
     for actual, expected in zip(fn(x, h, c, m), [h1, c1, np.where(keep, h1, h), np.where(keep, c1, c)], strict=True):

@@ -10,8 +10,16 @@ import pytensor.tensor as pt
 
 from dandelion.module.base import Module
 from dandelion.module.checks import check_shape
-from dandelion.module.recurrent.validate import check_mask, check_options, check_sequence, initial_state, zeros
+from dandelion.module.recurrent.validate import (
+    check_mask,
+    check_options,
+    check_sequence,
+    initial_state,
+    peephole_init,
+    zeros,
+)
 from dandelion.module.uneven import input_weight_spec
+from dandelion.ops.recurrent_cells import carry_masked
 
 
 class RecurrentModule(Module):
@@ -31,12 +39,25 @@ class RecurrentModule(Module):
         self.learn_ini = bool(learn_ini)
         self.truncate_gradient = int(truncate_gradient)
 
-    def _register_input_weights(self, n_gates, initializer):
-        columns = n_gates * self.hidden_dim
+    def _register_weights(self, initializer, n_gates, hidden_weights, initial_states, peepholes=()):
+        """Register every weight, in the order weight files keep (portability).
+
+        W_in (D, n_gates * H), b_in (n_gates * H,), each of ``hidden_weights``
+        (H, n_gates * H), the ``initial_states`` (H,) when ``learn_ini``, then the
+        ``peepholes`` (H,).
+        """
+        H = self.hidden_dim
+        columns = n_gates * H
         self.W_in = self.register_param(
             input_weight_spec(initializer, self.input_dims, columns), shape=(self.input_dim, columns)
         )
         self.b_in = self.register_param(zeros(columns), shape=(columns,))
+        for key in hidden_weights:
+            setattr(self, key, self.register_param(initializer((H, columns)), shape=(H, columns)))
+        for key in initial_states if self.learn_ini else ():
+            self._register_vector(key, zeros(H))
+        for key in peepholes:
+            self._register_vector(key, peephole_init(initializer, H))
 
     def _register_vector(self, key, value):
         setattr(self, key, self.register_param(value, shape=(self.hidden_dim,)))
@@ -63,8 +84,8 @@ class RecurrentModule(Module):
         """Apply a (B,) step mask: old states where it is zero."""
         if mask is None:
             return new_states
-        keep = pt.neq(check_mask(where, "mask", mask, (None,)), 0)[:, None]
-        return [pt.switch(keep, new, old) for new, old in zip(new_states, old_states, strict=True)]
+        keep = pt.neq(check_mask(where, "mask", mask, (None,)), 0)
+        return [carry_masked(pt.switch, keep, new, old) for new, old in zip(new_states, old_states, strict=True)]
 
     def _sequence_start(self, where, seq_input, ndim, mask_argument, seq_mask, given_states):
         """Check the inputs and build the scan's start.

@@ -9,7 +9,6 @@ from dandelion.activation import tanh
 from dandelion.module.recurrent.common import RecurrentModule
 from dandelion.module.recurrent.scan_core import recurrent_scan
 from dandelion.module.recurrent.steps import gru_step
-from dandelion.module.recurrent.validate import zeros
 
 
 class GRUParams(RecurrentModule):
@@ -33,11 +32,7 @@ class GRUParams(RecurrentModule):
         super().__init__(
             input_dims, hidden_dim, initializer, grad_clipping, hidden_activation, learn_ini, truncate_gradient, name
         )
-        H = self.hidden_dim
-        self._register_input_weights(3, initializer)
-        self.W_hid = self.register_param(initializer((H, 3 * H)), shape=(H, 3 * H))
-        if self.learn_ini:
-            self._register_vector("h_ini", zeros(H))
+        self._register_weights(initializer, 3, ["W_hid"], ["h_ini"])
 
     def step(self, input, h_pre, mask=None, process_input=False):
         """One time step, for writing loops of your own.

@@ -9,8 +9,7 @@ from dandelion.activation import tanh
 from dandelion.module.recurrent.common import RecurrentModule
 from dandelion.module.recurrent.scan_core import recurrent_scan, truncated_run
 from dandelion.module.recurrent.steps import lstm_step
-from dandelion.module.recurrent.validate import peephole_init, zeros
-from dandelion.ops.lstm_sequence import lstm_sequence
+from dandelion.ops.lstm import lstm_sequence
 
 PEEPHOLES = ("w_cell_to_igate", "w_cell_to_fgate", "w_cell_to_ogate")
 
@@ -39,15 +38,7 @@ class LSTMParams(RecurrentModule):
             input_dims, hidden_dim, initializer, grad_clipping, hidden_activation, learn_ini, truncate_gradient, name
         )
         self.peephole = bool(peephole)
-        H = self.hidden_dim
-        self._register_input_weights(4, initializer)
-        self.W_hid = self.register_param(initializer((H, 4 * H)), shape=(H, 4 * H))
-        if self.learn_ini:
-            self._register_vector("h_ini", zeros(H))
-            self._register_vector("c_ini", zeros(H))
-        if self.peephole:
-            for key in PEEPHOLES:
-                self._register_vector(key, peephole_init(initializer, H))
+        self._register_weights(initializer, 4, ["W_hid"], ["h_ini", "c_ini"], PEEPHOLES if self.peephole else ())
 
     def _step_params(self):
         return [self.W_hid, *(getattr(self, key) for key in PEEPHOLES if self.peephole)]

@@ -13,6 +13,7 @@ import pytensor.tensor as pt
 from pytensor.gradient import zero_grad
 
 from dandelion._compat import scan
+from dandelion.ops.recurrent_cells import carry_masked
 
 
 def truncated_run(run, steps, truncate_gradient, initial_states):
@@ -34,13 +35,6 @@ def truncated_run(run, steps, truncate_gradient, initial_states):
     early = [zero_grad(seq) for seq in run(None, split, initial_states)]
     late = run(split, None, [seq[-1] for seq in early])
     return [pt.concatenate([first, second]) for first, second in zip(early, late, strict=True)]
-
-
-def _carry_masked(mask_t, new, previous, axis):
-    """``new`` where ``mask_t`` (B,) is set, ``previous`` elsewhere; batch on ``axis``."""
-    pattern = ["x"] * new.ndim
-    pattern[axis] = 0
-    return pt.switch(mask_t.dimshuffle(pattern), new, previous)
 
 
 def recurrent_scan(
@@ -108,7 +102,7 @@ def recurrent_scan(
             raise ValueError(f"recurrent_scan: step returned {len(new_states)} states, expected {n_state}")
         if mask is not None:
             mask_t = args[n_seq]
-            new_states = [_carry_masked(mask_t, new, old, axis) for new, old, axis in zip(new_states, states, batch_axes, strict=True)]
+            new_states = [carry_masked(pt.switch, mask_t, new, old, axis) for new, old, axis in zip(new_states, states, batch_axes, strict=True)]
         # Keep each state's type identical to its initial state's, which scan requires.
         return [pt.specify_shape(new, old.type.shape) if new.type != old.type else new for new, old in zip(new_states, states, strict=True)]
 

@@ -7,12 +7,16 @@ step never captures shared variables from outside the scan. Static options
 
 Gate blocks follow the weight layout of the Theano-era library: LSTM columns are
 ``[input | forget | cell | output]``, GRU columns ``[reset | update | candidate]``.
+The cell arithmetic is ``dandelion.ops.recurrent_cells``'s, which the fused LSTM
+kernels also run; here it gets PyTensor's sigmoid and tanh.
 """
 
 from __future__ import annotations
 
 import pytensor.tensor as pt
 from pytensor.gradient import grad_clip
+
+from dandelion.ops.recurrent_cells import gru_cell, lstm_cell
 
 
 def _clip(x, grad_clipping):
@@ -29,15 +33,8 @@ def lstm_gates_to_state(gates, c_prev, peepholes, *, hidden_dim, hidden_activati
 
     c_prev : (B, H); peepholes : ``(w_ci, w_cf, w_co)``, each (H,), or None.
     """
-    i_pre, f_pre, c_pre_act, o_pre = _blocks(gates, hidden_dim, 4)
-    if peepholes is not None:
-        w_ci, w_cf, w_co = peepholes
-        i_pre = i_pre + c_prev * w_ci
-        f_pre = f_pre + c_prev * w_cf
-    c = pt.sigmoid(f_pre) * c_prev + pt.sigmoid(i_pre) * pt.tanh(c_pre_act)
-    if peepholes is not None:
-        o_pre = o_pre + c * w_co
-    h = pt.sigmoid(o_pre) * hidden_activation(c)
+    peep = (c_prev * peepholes[0], c_prev * peepholes[1], peepholes[2]) if peepholes is not None else (None,) * 3
+    *_, c, h = lstm_cell(*_blocks(gates, hidden_dim, 4), c_prev, *peep, pt.sigmoid, pt.tanh, hidden_activation)
     return h, c
 
 
@@ -84,10 +81,7 @@ def gru_step(gate_input, h_prev, W_hid, *, hidden_dim, grad_clipping=0.0, hidden
     hid = pt.dot(h_prev, W_hid)
     r_x, u_x, c_x = _blocks(gate_input, hidden_dim, 3)
     r_h, u_h, c_h = _blocks(hid, hidden_dim, 3)
-    r = pt.sigmoid(r_x + r_h)
-    u = pt.sigmoid(u_x + u_h)
-    candidate = hidden_activation(c_x + r * c_h)
-    h = (1 - u) * h_prev + u * candidate
+    h = gru_cell(r_x, u_x, c_x, r_h, u_h, c_h, h_prev, pt.sigmoid, hidden_activation)
     return _clip(h, grad_clipping)
 
 
@@ -119,16 +113,14 @@ def lstm2d_cell(
     h, c : (B, H)
     """
     gates = _clip(gate_input + pt.dot(h_left, W_h_left) + pt.dot(h_up, W_h_up), grad_clipping)
-    i_pre, f_pre, c_pre_act, o_pre = _blocks(gates, hidden_dim, 4)
+    peep = (None,) * 3
     if peepholes:
         w_ig_left, w_ig_up, w_fg_left, w_fg_up, w_co = peepholes
-        i_pre = i_pre + c_left * w_ig_left + c_up * w_ig_up
-        f_pre = f_pre + c_left * w_fg_left + c_up * w_fg_up
-    # The 0.5 keeps the cell from doubling at every position (Theano-era choice).
-    c = pt.sigmoid(f_pre) * (c_left + c_up) * 0.5 + pt.sigmoid(i_pre) * pt.tanh(c_pre_act)
-    if peepholes:
-        o_pre = o_pre + c * w_co
-    h = pt.sigmoid(o_pre) * hidden_activation(c)
+        peep = (c_left * w_ig_left + c_up * w_ig_up, c_left * w_fg_left + c_up * w_fg_up, w_co)
+    # The forget gate scales the mean of both cells, which keeps the cell from doubling
+    # at every position (Theano-era choice).
+    c_prev = (c_left + c_up) * 0.5
+    *_, c, h = lstm_cell(*_blocks(gates, hidden_dim, 4), c_prev, *peep, pt.sigmoid, pt.tanh, hidden_activation)
     return h, c
 
 

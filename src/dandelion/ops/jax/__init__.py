@@ -5,6 +5,6 @@ from dandelion.ops.jax import (  # noqa: F401
     ctc,
     edit_distance,
     index_bounds,
-    lstm_sequence,
+    lstm,
     pool,
 )

@@ -9,6 +9,6 @@ from dandelion.ops.numba import (  # noqa: F401
     conv,
     ctc,
     edit_distance,
-    lstm_sequence,
+    lstm,
     pool,
 )

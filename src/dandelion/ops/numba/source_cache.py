@@ -10,15 +10,14 @@ a hash of the source of every module a kernel family compiles:
   ``SourceHashLocator`` finding its cache: the cache's source stamp is the hash, so a
   changed module recompiles and an unchanged one loads.
 - ``register_numba_op(op_type, modules)`` registers an Op's Numba function with
-  PyTensor's ``register_funcify_default_op_cache_key`` and the hash as its cache version
-  (the one registration style of dandelion's Numba Ops).
+  PyTensor's ``register_funcify_and_cache_key`` under a key of the Op's type, props, the
+  node's dtypes and the hash (the one registration style of dandelion's Numba Ops).
 
 A family lists its modules once, e.g. ``CONV_SOURCES`` in ``dandelion.ops.numba.conv_cfuncs``
 (every module whose code the compiled functions contain or call: wrappers, kernels,
 cfuncs, helpers). To move another family onto these keys, replace its
 ``@cfunc(signature, cache=True)`` by ``@source_cfunc(signature, SOURCES)`` and its
-``register_funcify_default_op_cache_key`` / hand-made version key by
-``@register_numba_op(OpType, SOURCES)``; no "touch this file" notes are needed after that.
+registration by ``@register_numba_op(OpType, SOURCES)``; every family does.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from weakref import WeakKeyDictionary
 import numba
 from numba.core.caching import CacheImpl, _CacheLocator
 from pytensor import config
-from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
 
 
 def module_source(name):
@@ -53,11 +52,6 @@ def source_hash(modules):
         digest.update(f"{name}:{len(source)}:".encode())
         digest.update(source)
     return digest.hexdigest()
-
-
-def source_version(modules):
-    """``source_hash(modules)`` as a non-negative int (60 bits), for PyTensor's cache version."""
-    return int(source_hash(tuple(modules))[:15], 16)
 
 
 def _cache_dir():
@@ -116,21 +110,33 @@ def source_cfunc(signature, modules):
     return decorate
 
 
+def numba_op_cache_key(op, node, modules):
+    """PyTensor's cache key of an Op's Numba function: its type, props, dtypes and source hash.
+
+    The dtypes belong in the key because the funcify functions pick their compiled
+    kernels by dtype (PyTensor's default key holds the type and props only).
+    """
+    dtypes = tuple(str(v.type.dtype) for v in (*node.inputs, *node.outputs)) if node is not None else ()
+    props = tuple((name, repr(getattr(op, name))) for name in getattr(op, "__props__", ()))
+    identity = (type(op).__module__, type(op).__qualname__, props, dtypes, source_hash(tuple(modules)))
+    return hashlib.sha256(repr(identity).encode()).hexdigest()
+
+
 def register_numba_op(op_type, modules):
     """Decorator registering ``funcify(op, node, **kwargs) -> njit function`` for ``op_type``.
 
-    PyTensor's cache key of the returned function is the Op's type and props (as
-    ``register_funcify_default_op_cache_key``) plus the source hash of ``modules``, which
-    must include the module defining ``funcify``.
+    PyTensor's cache key of the returned function is ``numba_op_cache_key``: the Op's
+    type and props, the node's dtypes and the source hash of ``modules``, which must
+    include the module defining ``funcify``.
     """
 
     def decorate(funcify):
-        def funcify_with_version(op, node=None, **kwargs):
-            return funcify(op, node=node, **kwargs), source_version(modules)
+        def funcify_with_key(op, node=None, **kwargs):
+            return funcify(op, node=node, **kwargs), numba_op_cache_key(op, node, modules)
 
-        funcify_with_version.__name__ = funcify.__name__
-        funcify_with_version.__doc__ = funcify.__doc__
-        register_funcify_default_op_cache_key(op_type)(funcify_with_version)
+        funcify_with_key.__name__ = funcify.__name__
+        funcify_with_key.__doc__ = funcify.__doc__
+        register_funcify_and_cache_key(op_type)(funcify_with_key)
         return funcify
 
     return decorate

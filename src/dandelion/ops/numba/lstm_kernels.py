@@ -1,9 +1,10 @@
 """Numba loops of the fused LSTM: one BLAS ``np.dot`` per step, the gate arithmetic as
 explicit loops over (B, H) so that no step allocates temporaries.
 
-Same equations as ``dandelion.ops.lstm_sequence_numpy`` (which documents them); the
-kernels write into caller-allocated C-contiguous outputs. Inputs are validated by the
-callers (``lstm_sequence_cfuncs`` runs these behind C callbacks).
+The arithmetic of a hidden unit is ``dandelion.ops.recurrent_cells``'s, jitted from
+that source and inlined; the kernels write into caller-allocated C-contiguous
+outputs. Inputs are validated by the callers (``lstm_cfuncs`` runs these behind C
+callbacks).
 
 libm's scalar ``tanh`` dominated the float32 kernels (five calls per hidden unit and
 step, none vectorised), so the float32 kernels use a rational approximation accurate to
@@ -18,6 +19,8 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 from pytensor.link.numba.dispatch import basic as numba_basic
+
+from dandelion.ops.recurrent_cells import lstm_cell, lstm_cell_backward, lstm_cell_backward_factors
 
 
 @numba_basic.numba_njit(inline="always")
@@ -43,27 +46,61 @@ def rational_tanh(x):
     return x * p / q
 
 
-def _tanh(like, x):
-    """tanh in a kernel whose arrays have ``like``'s dtype (resolved at compile time)."""
-    return math.tanh(x)
-
-
-@overload(_tanh, inline="always")
-def _tanh_for_dtype(like, x):
-    if like.dtype == types.float32:
-        return lambda like, x: rational_tanh(x)
-    return lambda like, x: math.tanh(x)
+@numba_basic.numba_njit(inline="always")
+def sigmoid32(x):
+    return 0.5 + 0.5 * rational_tanh(0.5 * x)
 
 
 @numba_basic.numba_njit(inline="always")
-def _sigmoid(like, x):
-    return 0.5 + 0.5 * _tanh(like, 0.5 * x)
+def sigmoid64(x):
+    return 0.5 + 0.5 * math.tanh(0.5 * x)
+
+
+@numba_basic.numba_njit(inline="always")
+def tanh64(x):
+    return math.tanh(x)
+
+
+# The one cell definition, jitted; each kernel inlines it with its dtype's activations.
+lstm_cell_jit = numba_basic.numba_njit(inline="always")(lstm_cell)
+lstm_cell_backward_factors_jit = numba_basic.numba_njit(inline="always")(lstm_cell_backward_factors)
+lstm_cell_backward_jit = numba_basic.numba_njit(inline="always")(lstm_cell_backward)
+
+
+def _cell(like, a_i, a_f, a_g, a_o, c_prev, peep_i, peep_f, w_co):
+    """``lstm_cell`` with the activations of ``like``'s dtype (chosen at compile time)."""
+
+
+@overload(_cell, inline="always")
+def _cell_for_dtype(like, a_i, a_f, a_g, a_o, c_prev, peep_i, peep_f, w_co):
+    # Activations reach the jitted cell as compile-time functions: passed at run time
+    # (or captured in a closure) they would keep the cfuncs from being cached.
+    if like.dtype == types.float32:
+        return lambda like, a_i, a_f, a_g, a_o, c_prev, peep_i, peep_f, w_co: lstm_cell_jit(
+            a_i, a_f, a_g, a_o, c_prev, peep_i, peep_f, w_co, sigmoid32, rational_tanh, rational_tanh
+        )
+    return lambda like, a_i, a_f, a_g, a_o, c_prev, peep_i, peep_f, w_co: lstm_cell_jit(
+        a_i, a_f, a_g, a_o, c_prev, peep_i, peep_f, w_co, sigmoid64, tanh64, tanh64
+    )
+
+
+def _factors(like, i, f, g, o, c_prev, c):
+    """``lstm_cell_backward_factors`` with the tanh of ``like``'s dtype."""
+
+
+@overload(_factors, inline="always")
+def _factors_for_dtype(like, i, f, g, o, c_prev, c):
+    if like.dtype == types.float32:
+        return lambda like, i, f, g, o, c_prev, c: lstm_cell_backward_factors_jit(i, f, g, o, c_prev, c, rational_tanh)
+    return lambda like, i, f, g, o, c_prev, c: lstm_cell_backward_factors_jit(i, f, g, o, c_prev, c, tanh64)
 
 
 @numba_basic.numba_njit(boundscheck=False)
 def lstm_forward(gate_input, W_hid, peep, h0, c0, mask, peephole, has_mask, hs, cs, gates):
     T, B, _ = gate_input.shape
     H = W_hid.shape[0]
+    if not peephole:
+        peep = np.zeros_like(peep)  # whose terms are exactly zero
     h = h0.copy()
     c = c0.copy()
     for t in range(T):
@@ -72,26 +109,23 @@ def lstm_forward(gate_input, W_hid, peep, h0, c0, mask, peephole, has_mask, hs, 
             keep = (not has_mask) or mask[t, b] != 0
             for j in range(H):
                 c_prev = c[b, j]
-                a_i = a[b, j] + gate_input[t, b, j]
-                a_f = a[b, H + j] + gate_input[t, b, H + j]
-                a_g = a[b, 2 * H + j] + gate_input[t, b, 2 * H + j]
-                a_o = a[b, 3 * H + j] + gate_input[t, b, 3 * H + j]
-                if peephole:
-                    a_i += c_prev * peep[0, j]
-                    a_f += c_prev * peep[1, j]
-                i = _sigmoid(gates, a_i)
-                f = _sigmoid(gates, a_f)
-                g = _tanh(gates, a_g)
-                c_new = f * c_prev + i * g
-                if peephole:
-                    a_o += c_new * peep[2, j]
-                o = _sigmoid(gates, a_o)
+                i, f, g, o, c_new, h_new = _cell(
+                    gates,
+                    a[b, j] + gate_input[t, b, j],
+                    a[b, H + j] + gate_input[t, b, H + j],
+                    a[b, 2 * H + j] + gate_input[t, b, 2 * H + j],
+                    a[b, 3 * H + j] + gate_input[t, b, 3 * H + j],
+                    c_prev,
+                    c_prev * peep[0, j],
+                    c_prev * peep[1, j],
+                    peep[2, j],
+                )
                 gates[t, b, j] = i
                 gates[t, b, H + j] = f
                 gates[t, b, 2 * H + j] = g
                 gates[t, b, 3 * H + j] = o
                 if keep:
-                    h[b, j] = o * _tanh(gates, c_new)
+                    h[b, j] = h_new
                     c[b, j] = c_new
                 hs[t, b, j] = h[b, j]
                 cs[t, b, j] = c[b, j]
@@ -103,6 +137,8 @@ def lstm_backward(
     d_gate_input, d_W_hid, d_peep, d_h0, d_c0,
 ):  # fmt: skip
     T, B, H = hs.shape
+    if not peephole:
+        peep = np.zeros_like(peep)
     W_t = np.ascontiguousarray(W_hid.T)
     dh = np.zeros((B, H), dtype=hs.dtype)
     dc = np.zeros((B, H), dtype=hs.dtype)
@@ -127,25 +163,17 @@ def lstm_backward(
                     continue
                 dh_pass[b, j] = 0
                 c_prev = cs[t - 1, b, j] if t > 0 else c0[b, j]
-                c_new = cs[t, b, j]
-                i = gates[t, b, j]
                 f = gates[t, b, H + j]
-                g = gates[t, b, 2 * H + j]
-                o = gates[t, b, 3 * H + j]
-                tanh_c = _tanh(hs, c_new)
-                da_o = dh_j * tanh_c * o * (1 - o)
-                dc_new = dc_j + dh_j * o * (1 - tanh_c * tanh_c)
+                k_o, k_c, k_i, k_f, k_g = _factors(
+                    hs, gates[t, b, j], f, gates[t, b, 2 * H + j], gates[t, b, 3 * H + j], c_prev, cs[t, b, j]
+                )
+                da_i, da_f, da_g, da_o, dc_prev = lstm_cell_backward_jit(
+                    dh_j, dc_j, k_o, k_c, k_i, k_f, k_g, f, peep[0, j], peep[1, j], peep[2, j]
+                )
                 if peephole:
-                    dc_new += da_o * peep[2, j]
-                    d_peep[2, j] += da_o * c_new
-                da_i = dc_new * g * i * (1 - i)
-                da_f = dc_new * c_prev * f * (1 - f)
-                da_g = dc_new * i * (1 - g * g)
-                dc_prev = dc_new * f
-                if peephole:
-                    dc_prev += da_i * peep[0, j] + da_f * peep[1, j]
                     d_peep[0, j] += da_i * c_prev
                     d_peep[1, j] += da_f * c_prev
+                    d_peep[2, j] += da_o * cs[t, b, j]
                 if clip:
                     da_i = min(max(da_i, -grad_clipping), grad_clipping)
                     da_f = min(max(da_f, -grad_clipping), grad_clipping)

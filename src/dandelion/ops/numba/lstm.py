@@ -1,7 +1,7 @@
-"""Numba implementations of ``LSTMSequence`` and ``LSTMSequenceGrad``.
+"""Numba implementations of ``LSTMSequenceOp`` and ``LSTMSequenceGradOp``.
 
 Each graph compiles only a thin wrapper that packs the inputs into C-contiguous
-buffers and calls the cached kernels of ``lstm_sequence_cfuncs``. The wrappers differ
+buffers and calls the cached kernels of ``lstm_cfuncs``. The wrappers differ
 by the Ops' optional inputs (peepholes, mask), chosen here at funcify time.
 """
 
@@ -9,19 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 from pytensor.link.numba.dispatch import basic as numba_basic
-from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
 
-from dandelion.ops.lstm_sequence import LSTMSequence
-from dandelion.ops.lstm_sequence_grad import LSTMSequenceGrad
-from dandelion.ops.numba.lstm_sequence_cfuncs import N_PARAMS, lstm_sequence_cfuncs
-
-# Bump when the wrappers change, so that PyTensor's on-disk Numba cache is not reused.
-VERSION = 1
-
-
-def _cache_key(op, dtype):
-    # The external kernels are chosen by dtype at funcify time, so the dtype is part of the key.
-    return f"dandelion.{type(op).__name__}.v{VERSION}.{op.peephole}.{op.has_mask}.{op.grad_clipping!r}.{dtype}"
+from dandelion.ops.lstm import LSTMSequenceGradOp, LSTMSequenceOp
+from dandelion.ops.numba.lstm_cfuncs import LSTM_SOURCES, N_PARAMS, lstm_cfuncs
+from dandelion.ops.numba.source_cache import register_numba_op
 
 
 @numba_basic.numba_njit
@@ -40,10 +31,10 @@ def _peep(w_ci, w_cf, w_co):
     return peep
 
 
-@register_funcify_and_cache_key(LSTMSequence)
-def numba_funcify_LSTMSequence(op, node, **kwargs):
+@register_numba_op(LSTMSequenceOp, LSTM_SOURCES)
+def numba_funcify_LSTMSequenceOp(op, node, **kwargs):
     dtype = np.dtype(node.outputs[0].dtype)
-    forward, _ = lstm_sequence_cfuncs(dtype.name)
+    forward, _ = lstm_cfuncs(dtype.name)
     peephole, has_mask = op.peephole, op.has_mask
 
     @numba_basic.numba_njit
@@ -84,13 +75,13 @@ def numba_funcify_LSTMSequence(op, node, **kwargs):
         return run(gate_input, W_hid, np.zeros((3, W_hid.shape[0]), dtype=dtype), h0, c0, ones)
 
     variants = {(True, True): peep_mask, (True, False): peep_only, (False, True): mask_only, (False, False): plain}
-    return variants[(peephole, has_mask)], _cache_key(op, dtype.name)
+    return variants[(peephole, has_mask)]
 
 
-@register_funcify_and_cache_key(LSTMSequenceGrad)
-def numba_funcify_LSTMSequenceGrad(op, node, **kwargs):
+@register_numba_op(LSTMSequenceGradOp, LSTM_SOURCES)
+def numba_funcify_LSTMSequenceGradOp(op, node, **kwargs):
     dtype = np.dtype(node.outputs[0].dtype)
-    _, backward = lstm_sequence_cfuncs(dtype.name)
+    _, backward = lstm_cfuncs(dtype.name)
     peephole, has_mask, grad_clipping = op.peephole, op.has_mask, op.grad_clipping
 
     @numba_basic.numba_njit
@@ -142,4 +133,4 @@ def numba_funcify_LSTMSequenceGrad(op, node, **kwargs):
         return dg, dw, dh0, dc0
 
     variants = {(True, True): peep_mask, (True, False): peep_only, (False, True): mask_only, (False, False): plain}
-    return variants[(peephole, has_mask)], _cache_key(op, dtype.name)
+    return variants[(peephole, has_mask)]

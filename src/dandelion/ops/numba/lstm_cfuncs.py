@@ -11,16 +11,26 @@ from __future__ import annotations
 
 from functools import cache
 
-import llvmlite.binding as llvm
-from numba import carray, cfunc, types
+from numba import carray, types
 
-from dandelion.ops.numba.lstm_sequence_kernels import lstm_backward, lstm_forward
+from dandelion.ops.numba.callbacks import export
+from dandelion.ops.numba.lstm_kernels import lstm_backward, lstm_forward
+from dandelion.ops.numba.source_cache import source_cfunc
+
+# every module whose code the compiled LSTM functions contain or call (see source_cache)
+LSTM_SOURCES = (
+    "dandelion.ops.recurrent_cells",
+    "dandelion.ops.numba.callbacks",
+    "dandelion.ops.numba.lstm_kernels",
+    "dandelion.ops.numba.lstm_cfuncs",
+    "dandelion.ops.numba.lstm",
+)
 
 N_PARAMS = 5
 
 
 @cache
-def lstm_sequence_cfuncs(dtype_name):
+def lstm_cfuncs(dtype_name):
     """(forward, backward) external functions for ``dtype_name`` ('float32' or 'float64').
 
     Must run before a cached wrapper calling them is loaded, hence in funcify.
@@ -30,7 +40,7 @@ def lstm_sequence_cfuncs(dtype_name):
     forward_signature = types.void(*([ptr] * 9), params)
     backward_signature = types.void(*([ptr] * 15), params, types.float64)
 
-    @cfunc(forward_signature, cache=True)
+    @source_cfunc(forward_signature, LSTM_SOURCES)
     def forward(gi_p, w_p, peep_p, h0_p, c0_p, mask_p, hs_p, cs_p, gates_p, p_p):
         p = carray(p_p, (N_PARAMS,))
         T, B, H = p[0], p[1], p[2]
@@ -48,7 +58,7 @@ def lstm_sequence_cfuncs(dtype_name):
             carray(gates_p, (T, B, 4 * H)),
         )
 
-    @cfunc(backward_signature, cache=True)
+    @source_cfunc(backward_signature, LSTM_SOURCES)
     def backward(w_p, peep_p, h0_p, c0_p, mask_p, hs_p, cs_p, gates_p, dhs_p, dcs_p, dgi_p, dw_p, dpeep_p, dh0_p, dc0_p, p_p, clip):
         p = carray(p_p, (N_PARAMS,))
         T, B, H = p[0], p[1], p[2]
@@ -73,9 +83,6 @@ def lstm_sequence_cfuncs(dtype_name):
             carray(dc0_p, (B, H)),
         )
 
-    externals = []
-    for callback, signature in ((forward, forward_signature), (backward, backward_signature)):
-        symbol = f"dandelion_lstm_sequence_{callback.__name__}_{dtype_name}"
-        llvm.add_symbol(symbol, callback.address)
-        externals.append(types.ExternalFunction(symbol, signature))
-    return tuple(externals)
+    return export("lstm_sequence", dtype_name, forward_signature, (forward,)) + export(
+        "lstm_sequence", dtype_name, backward_signature, (backward,)
+    )

@@ -1,0 +1,141 @@
+"""The LSTM and GRU cell arithmetic and the masked carry-over, each written once.
+
+Every function here is plain Python over operators and the activations it is passed,
+so the same source runs on PyTensor tensors (the scan path,
+``dandelion.module.recurrent.steps``), on NumPy and ``jax.numpy`` arrays (the fused
+Op's NumPy and JAX kernels) and, jitted from this source, on the scalars of the Numba
+kernels (``dandelion.ops.numba.lstm_kernels``). Arguments are elementwise: (B, H)
+blocks, (T, B, H) stacks or scalars alike, with (H,) weights broadcasting.
+
+Gate blocks follow the Theano-era weight layout: LSTM ``[input | forget | cell |
+output]``, GRU ``[reset | update | candidate]``. An optional term is ``None`` where it
+is absent (the scan path then builds no node for it); the Numba kernels pass zeros
+instead, which leave the result unchanged.
+"""
+
+from __future__ import annotations
+
+
+def lstm_cell(a_i, a_f, a_g, a_o, c_prev, peep_i, peep_f, w_co, sigmoid, tanh, cell_activation):
+    """One LSTM step from its gate pre-activations (Graves 2013, peepholes as in Lasagne).
+
+    Parameters
+    ----------
+    a_i, a_f, a_g, a_o : (B, H)
+        Pre-activations of the input, forget, cell and output gates
+        (``gate_input + h_prev @ W_hid``, clipped where the caller clips).
+    c_prev : (B, H)
+        The cell the forget gate scales.
+    peep_i, peep_f : (B, H) or None
+        Peephole terms added to ``a_i`` and ``a_f`` (``c_prev * w_cell_to_igate`` ...).
+    w_co : (H,) or None
+        Peephole weight from the new cell to the output gate.
+    sigmoid, tanh, cell_activation : callables
+        The gate nonlinearities and ``h = o * cell_activation(c)``.
+
+    Returns
+    -------
+    i, f, g, o : (B, H)
+        The gate activations (the backward pass needs them).
+    c, h : (B, H)
+        The new cell and hidden state.
+    """
+    if peep_i is not None:
+        a_i = a_i + peep_i
+    if peep_f is not None:
+        a_f = a_f + peep_f
+    i = sigmoid(a_i)
+    f = sigmoid(a_f)
+    g = tanh(a_g)
+    c = f * c_prev + i * g
+    if w_co is not None:
+        a_o = a_o + c * w_co
+    o = sigmoid(a_o)
+    return i, f, g, o, c, o * cell_activation(c)
+
+
+def lstm_cell_backward_factors(i, f, g, o, c_prev, c, tanh):
+    """What ``lstm_cell_backward`` multiplies by; independent of the cotangents.
+
+    From a step's gate activations, its previous and new cell (any common shape; the
+    fused kernels pass all T steps at once). Returns ``k_o, k_c, k_i, k_f, k_g``:
+    ``d a_o = dh * k_o``, ``d c = dc + dh * k_c`` and ``d a_x = d c * k_x`` for the other
+    gates (tanh cell activation).
+    """
+    tanh_c = tanh(c)
+    k_o = tanh_c * o * (1 - o)
+    k_c = o * (1 - tanh_c * tanh_c)
+    k_i = g * i * (1 - i)
+    k_f = c_prev * f * (1 - f)
+    k_g = i * (1 - g * g)
+    return k_o, k_c, k_i, k_f, k_g
+
+
+def lstm_cell_backward(dh, dc, k_o, k_c, k_i, k_f, k_g, f, w_ci, w_cf, w_co):
+    """Back-propagate one ``lstm_cell`` step.
+
+    Parameters
+    ----------
+    dh, dc : (B, H)
+        Cotangents of the step's h and c outputs.
+    k_o, k_c, k_i, k_f, k_g : (B, H)
+        ``lstm_cell_backward_factors`` of the step.
+    f : (B, H)
+        The forget gate's activation.
+    w_ci, w_cf, w_co : (H,) or None
+        Peephole weights (None without peepholes).
+
+    Returns
+    -------
+    da_i, da_f, da_g, da_o : (B, H)
+        Cotangents of the pre-activations, before any clipping.
+    dc_prev : (B, H)
+        Cotangent of ``c_prev``, through the forget gate and the peepholes.
+    """
+    da_o = dh * k_o
+    dc_new = dc + dh * k_c
+    if w_co is not None:
+        dc_new = dc_new + da_o * w_co
+    da_i = dc_new * k_i
+    da_f = dc_new * k_f
+    da_g = dc_new * k_g
+    dc_prev = dc_new * f
+    if w_ci is not None:
+        dc_prev = dc_prev + da_i * w_ci
+    if w_cf is not None:
+        dc_prev = dc_prev + da_f * w_cf
+    return da_i, da_f, da_g, da_o, dc_prev
+
+
+def gru_cell(r_x, u_x, c_x, r_h, u_h, c_h, h_prev, sigmoid, activation):
+    """One GRU step (Cho et al. 2014, as Lasagne).
+
+    Parameters
+    ----------
+    r_x, u_x, c_x : (B, H)
+        Reset, update and candidate blocks of ``x @ W_in + b_in``.
+    r_h, u_h, c_h : (B, H)
+        The same blocks of ``h_prev @ W_hid``.
+    h_prev : (B, H)
+    sigmoid, activation : callables
+        The gate nonlinearity and the candidate's activation.
+
+    Returns
+    -------
+    h : (B, H)
+    """
+    r = sigmoid(r_x + r_h)
+    u = sigmoid(u_x + u_h)
+    candidate = activation(c_x + r * c_h)
+    return (1 - u) * h_prev + u * candidate
+
+
+def carry_masked(where, keep, new, previous, axis=0):
+    """A masked step: ``new`` where ``keep`` (B,) is true, ``previous`` elsewhere.
+
+    ``where`` is the namespace's select (``pt.switch``, ``np.where``, ``jnp.where``);
+    the batch lies on ``axis`` of ``new`` and ``previous``.
+    """
+    index = [None] * new.ndim
+    index[axis] = slice(None)
+    return where(keep[tuple(index)], new, previous)
