@@ -47,9 +47,18 @@ def test_table_pairs_each_configuration_with_the_baseline_of_its_own_round():
     assert "| 1.75 (1.50-2.00)x |" in rows[4]
     assert "| 7.0 (6.0-8.0) |" in rows[4]  # the gradient all-reduce, median of the rounds
     assert rows[4].endswith("| 1.0-2.0 |")
+    # by CPU time: the busiest process (11 ms) against the baseline's 10 ms, in both rounds
+    assert f"| {10 / 11:.2f} ({10 / 11:.2f}-{10 / 11:.2f})x | 1.0-2.0 |" in rows[4]
+
+
+def test_cpu_time_of_simulated_devices_is_shared_between_them():
+    # One process, two devices: 10 ms of CPU per step is 5 ms per device when they run at once.
+    rows = table([run(1, 1, 100.0), run(2, 1, 80.0)]).splitlines()
+    assert rows[3].startswith("| W4 | 1 process x 2 devices |")
+    assert rows[3].endswith("| 1.25x | 2.00x | 1.0-2.0 |")
 
 
 def test_table_reports_a_failed_configuration():
     records = [run(1, 1, 100.0), {"workload": "W3", "devices": 2, "processes": 2, "status": "timed out after 9 s"}]
     rows = table(records).splitlines()
-    assert rows[-1] == "| W3 | 2 processes x 1 device | timed out after 9 s | - | - | - | - | - |"
+    assert rows[-1] == "| W3 | 2 processes x 1 device | timed out after 9 s | - | - | - | - | - | - |"
