@@ -1,10 +1,16 @@
 """``python -m benchmarks.distributed``: samples/s of W3 and W4 training over 1 and 2 devices.
 
 Configurations, each in fresh processes with one thread per device, each process pinned
-to its own cores: one process with one CPU device; one process with two simulated CPU
-devices (``--xla_force_host_platform_device_count=2``); two processes with one CPU device
-each, joined over 127.0.0.1 (gloo collectives). ``--accelerator`` instead runs one process
-on the devices JAX finds (GPUs) with all of them on the data axis.
+to its own core: one process with one CPU device; the same at half the batch (one
+process's share of a 2-way split: its step time is what two processes would take if
+communication and the replicated optimizer update were free); one process with two
+simulated CPU devices (``--xla_force_host_platform_device_count=2``); two processes with
+one CPU device each, joined over 127.0.0.1 (gloo collectives). ``--repeats`` rounds run
+every configuration, alternating their order; the table gives medians over the rounds,
+the speed-up against the one-device run of the same round, the CPU time per step of each
+process (a step on a core shared with other jobs takes longer without taking more CPU
+time) and the load average around the runs. ``--accelerator`` instead runs one process on
+the devices JAX finds (GPUs) with all of them on the data axis.
 Writes ``benchmarks/results/distributed-<timestamp>/`` (``results.jsonl``, ``table.md``).
 """
 
@@ -19,13 +25,17 @@ import sys
 import time
 from pathlib import Path
 
-# XLA stops reading XLA_FLAGS at the first word that is not a --flag (such as
-# "intra_op_parallelism_threads=1", which benchmarks.environment appends): keep to flags.
+from benchmarks.distributed_report import label, merge, table
+
+# One thread per device: XLA's CPU thread pool is sized from the CPUs a process may run
+# on (its affinity, set below; there is no XLA flag for it) and Eigen's multi-threading
+# is switched off.
 ONE_THREAD = "--xla_cpu_multi_thread_eigen=false"
-CPU_CONFIGS = [  # label, simulated devices per process, processes
-    ("1 process x 1 device", 1, 1),
-    ("1 process x 2 devices", 2, 1),
-    ("2 processes x 1 device", 1, 2),
+CPU_CONFIGS = [  # simulated devices per process, processes, half batch
+    (1, 1, False),
+    (1, 1, True),
+    (2, 1, False),
+    (1, 2, False),
 ]
 
 
@@ -48,13 +58,32 @@ def _env(devices, cpu, extra=None):
     return env
 
 
-def run(workload, devices, processes, args, cpu=True):
-    """One configuration; returns process 0's record (or a failure record)."""
+def _load():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def _batch(workload, half):
+    if not half:
+        return None
+    from benchmarks.workloads import WORKLOADS
+
+    return WORKLOADS[workload][1].config["batch"] // 2
+
+
+def run(workload, devices, processes, args, cpu=True, half=False):
+    """One configuration in fresh processes; returns their merged record (or a failure record)."""
     command = [sys.executable, "-m", "benchmarks.distributed_child", "--workload", workload,
                "--processes", str(processes), "--warmup", str(args.warmup), "--steps", str(args.steps)]
+    batch = _batch(workload, half)
+    if batch:
+        command += ["--batch", str(batch)]
     port = _free_port()
     cores = sorted(os.sched_getaffinity(0))
     children = []
+    load_before = _load()
     try:
         for process_id in range(processes):
             extra = {}
@@ -68,36 +97,19 @@ def run(workload, devices, processes, args, cpu=True):
             ))
         outputs = [child.communicate(timeout=args.timeout) for child in children]
     except subprocess.TimeoutExpired:
-        return {"workload": workload, "devices": devices * processes, "processes": processes,
+        return {"workload": workload, "devices": devices * processes, "processes": processes, "half_batch": half,
                 "status": f"timed out after {args.timeout} s"}
     finally:
         for child in children:
             if child.poll() is None:
                 child.kill()
                 child.wait()
-    for stdout, _ in outputs:
-        for line in stdout.splitlines():
-            if line.startswith("RESULT "):
-                return json.loads(line[len("RESULT "):])
-    return {"workload": workload, "devices": devices * processes, "processes": processes, "status": "failed",
-            "error": " | ".join(stderr[-300:] for _, stderr in outputs)}
-
-
-def table(records):
-    lines = ["| workload | configuration | platform | samples/s | ms/step | vs 1 device |", "| --- | --- | --- | --- | --- | --- |"]
-    base = {}
-    for record in records:
-        label = f"{record['processes']} process(es) x {record['devices'] // record['processes']} device(s)"
-        if record["status"] != "ok":
-            lines.append(f"| {record['workload']} | {label} | - | {record['status']} | - | - |")
-            continue
-        base.setdefault(record["workload"], record["samples_per_s"])
-        ratio = record["samples_per_s"] / base[record["workload"]]
-        lines.append(
-            f"| {record['workload']} | {label} | {record['platform']} | {record['samples_per_s']:.0f} | "
-            f"{record['ms_per_step']:.1f} | {ratio:.2f}x |"
-        )
-    return "\n".join(lines) + "\n"
+    results = [json.loads(line[len("RESULT "):]) for stdout, _ in outputs for line in stdout.splitlines()
+               if line.startswith("RESULT ")]
+    record = merge(workload, devices, processes, half, results, (load_before, _load()))
+    if record["status"] != "ok":
+        record["error"] = " | ".join(stderr[-300:] for _, stderr in outputs)
+    return record
 
 
 def main(argv=None):
@@ -105,16 +117,19 @@ def main(argv=None):
     parser.add_argument("--workloads", default="W3,W4")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=2, help="rounds of every configuration")
     parser.add_argument("--timeout", type=int, default=600)
     parser.add_argument("--accelerator", action="store_true", help="one process on the devices JAX finds")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
+    configs = [(1, 1, False)] if args.accelerator else CPU_CONFIGS
     records = []
     for workload in args.workloads.split(","):
-        configs = [(1, 1, False)] if args.accelerator else [(d, p, True) for _, d, p in CPU_CONFIGS]
-        for devices, processes, cpu in configs:
-            records.append(run(workload, devices, processes, args, cpu=cpu))
-            print(json.dumps(records[-1]), flush=True)
+        for round_index in range(args.repeats):
+            for devices, processes, half in configs[:: -1 if round_index % 2 else 1]:
+                records.append(run(workload, devices, processes, args, cpu=not args.accelerator, half=half))
+                print(f"round {round_index + 1}, {workload}, {label(devices, processes, half)}: "
+                      + json.dumps(records[-1]), flush=True)
     out = Path(args.out or Path(__file__).resolve().parent / "results" / time.strftime("distributed-%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))

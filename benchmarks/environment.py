@@ -14,11 +14,28 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def pin_threads(threads: int) -> None:
+    """The same number of threads for every framework in this process and its children.
+
+    The BLAS/OpenMP/Numba pools read the variables. XLA's CPU client sizes its thread
+    pool from the CPUs the process may run on, with no flag for it: the often quoted
+    ``intra_op_parallelism_threads=N`` is not an XLA flag (after a ``--flag`` XLA skips
+    it; first in ``XLA_FLAGS`` it makes XLA take the variable for a file name and abort).
+    So the affinity is cut to ``threads`` CPUs; one thread also switches Eigen's
+    multi-threading off.
+    """
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "intra_op_parallelism_threads" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}".strip()
+    words = [w for w in os.environ.get("XLA_FLAGS", "").split() if w.startswith("--")]
+    if threads == 1 and not any(w.startswith("--xla_cpu_multi_thread_eigen") for w in words):
+        words.append("--xla_cpu_multi_thread_eigen=false")
+    if words:
+        os.environ["XLA_FLAGS"] = " ".join(words)
+    else:
+        os.environ.pop("XLA_FLAGS", None)
+    if hasattr(os, "sched_setaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+        if 0 < threads < len(allowed):
+            os.sched_setaffinity(0, allowed[:threads])
 
 
 def pin_torch_threads(threads: int) -> None:

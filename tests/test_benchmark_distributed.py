@@ -1,22 +1,64 @@
-"""The table of ``python -m benchmarks.distributed`` (no benchmark is run here)."""
+"""The figures of ``python -m benchmarks.distributed`` (no benchmark is run here)."""
 
 from __future__ import annotations
 
-from benchmarks.distributed import table
+from benchmarks.distributed_report import merge, table
 
 
-def record(devices, processes, samples, workload="W4"):
-    return {"workload": workload, "devices": devices, "processes": processes, "platform": "cpu",
-            "samples_per_s": samples, "ms_per_step": 256e3 / samples, "status": "ok"}
+def process(process_id, ms, cpu, batch=256, all_reduce=None):
+    return {"process_id": process_id, "status": "ok", "platform": "cpu", "batch": batch,
+            "samples_per_s": batch * 1000.0 / ms, "ms_per_step": ms, "ms_per_step_p10": ms - 1, "ms_per_step_p90": ms + 1,
+            "cpu_ms_per_step": cpu, "threads": 20, "affinity": [process_id], "compile_s": 3.0,
+            "all_reduce_ms": all_reduce, "gradient_floats": 1000}
 
 
-def test_table_gives_speed_up_against_the_first_configuration_of_each_workload():
-    rows = table([
-        record(1, 1, 1000.0), record(2, 1, 1500.0), record(2, 2, 1800.0),
-        record(1, 1, 200.0, "W3"), {"workload": "W3", "devices": 2, "processes": 2, "status": "timed out after 9 s"},
-    ]).splitlines()
-    assert rows[2] == "| W4 | 1 process(es) x 1 device(s) | cpu | 1000 | 256.0 | 1.00x |"
-    assert rows[3].startswith("| W4 | 1 process(es) x 2 device(s) |") and rows[3].endswith("| 1.50x |")
-    assert rows[4].startswith("| W4 | 2 process(es) x 1 device(s) |") and rows[4].endswith("| 1.80x |")
-    assert rows[5].endswith("| 1.00x |")
-    assert rows[6] == "| W3 | 2 process(es) x 1 device(s) | - | timed out after 9 s | - | - |"
+def run(devices, processes, ms, half=False, workload="W4", load=(1.0, 2.0), all_reduce=None):
+    batch = 128 if half else 256
+    results = [process(i, ms + i, 10.0 + i, batch, all_reduce) for i in range(processes)]
+    return merge(workload, devices, processes, half, results, load)
+
+
+def test_merge_takes_the_slowest_process_and_keeps_cpu_time_per_process():
+    record = run(1, 2, 100.0, all_reduce=8.0)
+    assert record["status"] == "ok"
+    assert record["ms_per_step"] == 101.0  # process 1 is 1 ms slower; the step waits for it
+    assert record["samples_per_s"] == 256 * 1000.0 / 101.0  # the global batch, not a process's rows
+    assert record["cpu_ms_per_step"] == [10.0, 11.0]
+    assert record["all_reduce_ms"] == 8.0
+
+
+def test_merge_fails_when_a_process_gave_no_result():
+    assert merge("W4", 1, 2, False, [process(0, 100.0, 10.0)], (1.0, 1.0))["status"] == "failed"
+
+
+def test_table_pairs_each_configuration_with_the_baseline_of_its_own_round():
+    records = [
+        # round 1: the machine is slow; round 2: twice as fast; speed-ups within a round are 1.5x and 2x
+        run(1, 1, 200.0), run(1, 1, 120.0, half=True), run(1, 2, 200.0 / 1.5 - 1, all_reduce=8.0),
+        run(1, 2, 50.0 - 1, all_reduce=6.0), run(1, 1, 40.0, half=True), run(1, 1, 100.0),
+    ]
+    rows = table(records).splitlines()
+    assert rows[2].startswith("| W4 | 1 process x 1 device | ")
+    assert "| 1.00 (1.00-1.00)x |" in rows[2]
+    # the half batch: one process's share; its bound is the baseline's time over its own
+    assert rows[3].startswith("| W4 | 1 process x 1 device, half batch |")
+    assert f"| bound {(200 / 120 + 100 / 40) / 2:.2f} ({200 / 120:.2f}-{100 / 40:.2f})x |" in rows[3]
+    assert rows[4].startswith("| W4 | 2 processes x 1 device |")
+    assert "| 1.75 (1.50-2.00)x |" in rows[4]
+    assert "| 7.0 (6.0-8.0) |" in rows[4]  # the gradient all-reduce, median of the rounds
+    assert rows[4].endswith("| 1.0-2.0 |")
+    # by CPU time: the busiest process (11 ms) against the baseline's 10 ms, in both rounds
+    assert f"| {10 / 11:.2f} ({10 / 11:.2f}-{10 / 11:.2f})x | 1.0-2.0 |" in rows[4]
+
+
+def test_cpu_time_of_simulated_devices_is_shared_between_them():
+    # One process, two devices: 10 ms of CPU per step is 5 ms per device when they run at once.
+    rows = table([run(1, 1, 100.0), run(2, 1, 80.0)]).splitlines()
+    assert rows[3].startswith("| W4 | 1 process x 2 devices |")
+    assert rows[3].endswith("| 1.25x | 2.00x | 1.0-2.0 |")
+
+
+def test_table_reports_a_failed_configuration():
+    records = [run(1, 1, 100.0), {"workload": "W3", "devices": 2, "processes": 2, "status": "timed out after 9 s"}]
+    rows = table(records).splitlines()
+    assert rows[-1] == "| W3 | 2 processes x 1 device | timed out after 9 s | - | - | - | - | - | - |"

@@ -31,8 +31,13 @@ def fixed_batch(input_shape, batch_size, num_classes, seed=SEED):
     return inputs, labels
 
 
-def dandelion_step_functions(model_forward, model_predict, params, self_updates, inputs_var, labels_var, mode, backend, data):
-    """Compile a dandelion training or inference step; returns (compile_s, step)."""
+def dandelion_step_functions(model_forward, model_predict, params, self_updates, inputs_var, labels_var, mode, backend, data,
+                             warm=True):
+    """Compile a dandelion training or inference step; returns (compile_s, step).
+
+    ``warm=False`` builds the training ``Function`` without calling it (for
+    ``benchmarks.distributed``, which compiles the graph over a mesh itself).
+    """
     import pytensor.tensor as pt
 
     import dandelion
@@ -46,14 +51,15 @@ def dandelion_step_functions(model_forward, model_predict, params, self_updates,
         updates = adam(loss, params, learning_rate=LEARNING_RATE)
         updates.update(self_updates())
         function = dandelion.function([inputs_var, labels_var], loss, updates=updates, mode=backend)
-        function(inputs, labels)
+        if warm:
+            function(inputs, labels)
 
         def step():
             # np.asarray waits for the result: the JAX backend returns arrays still being computed.
             return np.asarray(function(inputs, labels))
 
         # For benchmarks.distributed, which runs the same compiled graph over a mesh.
-        step.function, step.data = function, data
+        step.function, step.data, step.params = function, data, params
     else:
         function = dandelion.function([inputs_var], pt.argmax(model_predict(), axis=-1), mode=backend)
         function(inputs)

@@ -25,7 +25,7 @@ def _data(config):
     return fixed_batch((config["batch"], config["sizes"][0]), config["batch"], config["sizes"][-1])
 
 
-def build_dandelion(config, mode, backend):
+def build_dandelion(config, mode, backend, warm=True):
     import pytensor.tensor as pt
 
     from dandelion.activation import relu, softmax
@@ -37,7 +37,8 @@ def build_dandelion(config, mode, backend):
     x = pt.tensor("x", shape=(config["batch"], sizes[0]), dtype="float32")
     y = pt.tensor("y", shape=(config["batch"],), dtype="int32")
     return dandelion_step_functions(
-        lambda: model.forward(x), lambda: model.predict(x), model.collect_params(), model.collect_self_updates, x, y, mode, backend, _data(config)
+        lambda: model.forward(x), lambda: model.predict(x), model.collect_params(), model.collect_self_updates, x, y, mode, backend, _data(config),
+        warm=warm,
     )
 
 

@@ -35,7 +35,7 @@ def _data(config):
 
 
 def _build_dandelion(cell):
-    def build(config, mode, backend):
+    def build(config, mode, backend, warm=True):
         import pytensor.tensor as pt
 
         from dandelion.activation import softmax
@@ -57,7 +57,8 @@ def _build_dandelion(cell):
         x = pt.tensor("x", shape=(config["steps"], config["batch"], config["input_dim"]), dtype="float32")
         y = pt.tensor("y", shape=(config["batch"],), dtype="int32")
         return dandelion_step_functions(
-            lambda: model.forward(x), lambda: model.predict(x), model.collect_params(), model.collect_self_updates, x, y, mode, backend, _data(config)
+            lambda: model.forward(x), lambda: model.predict(x), model.collect_params(), model.collect_self_updates, x, y, mode, backend, _data(config),
+            warm=warm,
         )
 
     return build
