@@ -5,10 +5,8 @@ import pytensor
 import pytest
 from scipy.special import erf
 
-from tests.helpers import verify_grad
-
 from dandelion import activation as act
-from tests.helpers import assert_close, compile_fn, ftensor
+from tests.helpers import assert_close, compile_fn, ftensor, verify_grad
 
 
 def _sigmoid(x):

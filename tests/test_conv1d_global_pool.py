@@ -14,7 +14,7 @@ from tests.helpers import assert_close, compile_fn, verify_grad
 def conv1d_reference(x, w, stride, pad, dilation, groups, flip):
     """Direct loops: out[b, o, i] = sum over c, j of x_pad[b, c, i*stride + j*dilation] * w[o, c, j]."""
     B, C, L = x.shape
-    O, Cg, K = w.shape
+    O, Cg, K = w.shape  # noqa: E741 - the reference names of the formula
     w = w[:, :, ::-1] if flip else w
     xp = np.pad(x.astype("float64"), ((0, 0), (0, 0), (pad, pad)))
     L_out = (L + 2 * pad - dilation * (K - 1) - 1) // stride + 1

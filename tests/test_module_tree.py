@@ -6,8 +6,8 @@ import pytensor.tensor as pt
 import pytest
 
 import dandelion
-from dandelion.module import BatchNorm, Dense, Dropout, Module, ModuleDict, ModuleList, functional_call
 from dandelion.model import model_VGG16
+from dandelion.module import BatchNorm, Dense, Dropout, Module, ModuleDict, ModuleList, functional_call
 from dandelion.update import adam
 from dandelion.util import load_checkpoint, read_checkpoint, save_checkpoint
 from tests.helpers import assert_close, ftensor, randn

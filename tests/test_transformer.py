@@ -8,7 +8,12 @@ import pytensor.tensor as pt
 import pytest
 
 from dandelion.functional import sinusoidal_position_encoding
-from dandelion.module import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding, TransformerEncoder, TransformerEncoderLayer
+from dandelion.module import (
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEmbedding,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from tests import attention_reference as ref
 from tests.helpers import PY_MODE, assert_close, compile_fn, verify_grad
 

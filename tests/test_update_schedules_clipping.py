@@ -16,7 +16,18 @@ from dandelion.module import Dense
 from dandelion.update import optimizer_state
 from dandelion.util import load_checkpoint, save_checkpoint
 from tests.helpers import assert_close, compile_fn
-from tests.test_update import INITIAL, SHAPES, r_adadelta, r_adagrad, r_adam, r_adamax, r_momentum, r_nesterov, r_rmsprop, r_sgd
+from tests.test_update import (
+    INITIAL,
+    SHAPES,
+    r_adadelta,
+    r_adagrad,
+    r_adam,
+    r_adamax,
+    r_momentum,
+    r_nesterov,
+    r_rmsprop,
+    r_sgd,
+)
 
 # ------------------------------------------------------------------ NumPy references
 

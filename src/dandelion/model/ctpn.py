@@ -9,7 +9,7 @@ from dandelion.functional import pool_2d
 from dandelion.model._checks import check_batchnorm_mode, check_positive_int
 from dandelion.model.resnet import apply_bn
 from dandelion.model.vgg import vgg16_convolutions
-from dandelion.module import BatchNorm, Conv2D, LSTM, Module
+from dandelion.module import LSTM, BatchNorm, Conv2D, Module
 
 
 class model_CTPN(Module):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numbers
 
-import pytensor.tensor as pt
-
 from dandelion import initialization as init
 from dandelion.functional.attention import check_key_padding_mask, check_mask, scaled_dot_product_attention
 from dandelion.module.base import Module

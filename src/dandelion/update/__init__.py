@@ -10,7 +10,6 @@ from dandelion.update.adaptive import adadelta, adagrad, adam, adamax, rmsprop
 from dandelion.update.clipping import clip_by_global_norm, clip_by_value
 from dandelion.update.constraints import norm_constraint, total_norm_constraint
 from dandelion.update.gradients import get_or_compute_grads
-from dandelion.update.sgd import apply_momentum, apply_nesterov_momentum, momentum, nesterov_momentum, sgd
 from dandelion.update.schedules import (
     Schedule,
     constant_schedule,
@@ -21,6 +20,7 @@ from dandelion.update.schedules import (
     linear_warmup,
     step_schedule,
 )
+from dandelion.update.sgd import apply_momentum, apply_nesterov_momentum, momentum, nesterov_momentum, sgd
 from dandelion.update.state import optimizer_state
 
 __all__ = [

@@ -22,7 +22,6 @@ import io
 import json
 import os
 import warnings
-import zipfile
 from collections import OrderedDict
 
 import numpy as np
