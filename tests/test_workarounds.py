@@ -144,6 +144,33 @@ def test_truncated_scan_gradient_compiles_without_scan_pushout_add():
         np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
+# ------------------------------------------------------------------ zero-step scan gradient
+@pytest.mark.skipif(not _workarounds.ZERO_STEP_SCAN_GRADIENT.active, reason="not a bug of this PyTensor line")
+def test_zero_step_scan_gradient_still_present():
+    """The CRF forward recursion written with its first step before the scan; T = 1 runs zero steps.
+
+    ``crf_log_partition`` takes the first step inside the scan instead; test_chaincrf checks
+    it at T = 1 on every backend.
+    """
+    x, transitions = pt.tensor3("x"), pt.matrix("transitions")
+
+    def logsumexp(a, axis):
+        peak = pt.max(a, axis=axis, keepdims=True)
+        return pt.log(pt.sum(pt.exp(a - peak), axis=axis)) + pt.squeeze(peak, axis=axis)
+
+    def step(x_t, alpha, transitions):
+        return logsumexp(alpha[:, :, None] + transitions[None], axis=1) + x_t
+
+    alpha0 = x[:, 0, :]
+    alphas = scan(step, sequences=[x.dimshuffle(1, 0, 2)[1:]], outputs_info=[alpha0], non_sequences=[transitions], strict=True)
+    final = pt.concatenate([alpha0[None], alphas], axis=0)[-1]
+    f = pytensor.function([x, transitions], pytensor.grad(logsumexp(final, axis=1).sum(), [x, transitions]), mode=PY_FAST_RUN)
+    rng = np.random.default_rng(0)
+    f(rng.standard_normal((2, 2, 3)), rng.standard_normal((3, 3)))  # T = 2: one step, fine
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        f(rng.standard_normal((2, 1, 3)), rng.standard_normal((3, 3)))
+
+
 # ------------------------------------------------------------------ softmax on C
 def test_softmax_op_on_c():
     """3.0: the compiled C graph keeps Softmax / LogSoftmax, which have no C code (Python thunks).
