@@ -8,6 +8,7 @@ from dandelion.module import Embedding
 from dandelion.objective import categorical_crossentropy
 from tests.conftest import backend_params
 from tests.helpers import compile_fn
+from tests.op_harness import IndexBoundsCheck
 
 B, C, ROWS, DIM = 4, 3, 5, 2
 
@@ -60,8 +61,6 @@ def test_check_bounds_false_builds_no_check():
     p = pt.fmatrix("p")
     labels = pt.ivector("labels")
     from pytensor.graph.traversal import apply_ancestors
-
-    from dandelion.ops.index_bounds import IndexBoundsCheck
 
     checked = categorical_crossentropy(p, labels)
     unchecked = categorical_crossentropy(p, labels, check_bounds=False)
