@@ -185,16 +185,26 @@ class DandelionNumbaLinker(NumbaLinker):
         return super().fgraph_convert(fgraph, **kwargs)
 
 
+def with_jax_fixes(kwargs):
+    """``kwargs`` for ``jax_funcify(fgraph, **kwargs)`` with the fixes of dandelion's JAX graphs.
+
+    For every conversion of a dandelion graph to JAX: the JAX linker's and
+    ``dandelion.distributed``'s, which hands the graph to JAX itself.
+    """
+    kwargs = dict(kwargs)
+    if DUPLICATE_ARGUMENT_NAMES.active:
+        kwargs.setdefault("unique_name", collision_free_name_generator(["jax_funcified_fgraph"]))
+    if JAX_REDUCE_ACCUMULATOR_DTYPE.active:
+        _register_jax_reduce_in_output_dtype()
+        kwargs[_OUTPUT_DTYPE_KEY] = True
+    return kwargs
+
+
 class DandelionJAXLinker(JAXLinker):
     """PyTensor's JAX linker with collision-free names and reductions in their output dtype."""
 
     def fgraph_convert(self, fgraph, input_storage, storage_map, **kwargs):
-        if DUPLICATE_ARGUMENT_NAMES.active:
-            kwargs.setdefault("unique_name", collision_free_name_generator(["jax_funcified_fgraph"]))
-        if JAX_REDUCE_ACCUMULATOR_DTYPE.active:
-            _register_jax_reduce_in_output_dtype()
-            kwargs[_OUTPUT_DTYPE_KEY] = True
-        return super().fgraph_convert(fgraph, input_storage, storage_map, **kwargs)
+        return super().fgraph_convert(fgraph, input_storage, storage_map, **with_jax_fixes(kwargs))
 
 
 _DANDELION_LINKERS = {NumbaLinker: DandelionNumbaLinker, JAXLinker: DandelionJAXLinker}
