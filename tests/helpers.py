@@ -7,7 +7,6 @@ import importlib.util
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from hypothesis import strategies as st
 from pytensor.compile.mode import Mode
 
 import dandelion
@@ -50,7 +49,3 @@ def verify_grad(fn, values, mode=GRAD_MODE, rel_tol=1e-3, abs_tol=1e-3, rng=None
         fn, values, rng=rng or np.random.default_rng(0), eps=1e-6, rel_tol=rel_tol, abs_tol=abs_tol, mode=mode
     )
 
-
-# Shared hypothesis strategies (one place, as array-api-tests does).
-small_dim = st.integers(min_value=1, max_value=5)
-batch_size = st.integers(min_value=1, max_value=4)

@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dandelion.objective import ctc_best_path_decode, ctc_CER, ctc_cost_logscale
-from tests.helpers import assert_close, compile_fn, verify_grad
+from tests.helpers import GRAD_MODE, assert_close, compile_fn
+from tests.op_harness import CTCForwardGradOp, CTCForwardOp, check_grad, check_infer_shape
 
 B, T, K, L = 3, 5, 3, 3  # batch, frames, classes incl. blank, label slots
 
@@ -177,7 +178,15 @@ def test_ctc_gradient_matches_finite_differences():
     def cost(scores):
         return ctc_cost_logscale(seq, scores, seq_mask, sm_mask)
 
-    verify_grad(cost, [rng.uniform(0.2, 1.0, (2, 4, 3))])
+    check_grad(cost, [rng.uniform(0.2, 1.0, (2, 4, 3))], mode=GRAD_MODE)
+
+
+def test_ctc_shapes_come_from_infer_shape():
+    seq, sm = pt.lmatrix("seq"), pt.tensor("sm", shape=(None, None, None), dtype="float32")
+    cost = ctc_cost_logscale(seq, sm)
+    grad = pytensor.grad(cost, sm)
+    values = [np.zeros((2, 2), "int64"), np.ones((2, 4, 3), "float32")]
+    check_infer_shape([seq, sm], [cost, grad], values, [(), (2, 4, 3)], (CTCForwardOp, CTCForwardGradOp))
 
 
 def test_ctc_errors_are_clear():

@@ -7,6 +7,7 @@ import pytest
 from dandelion.module import Embedding
 from dandelion.objective import categorical_crossentropy
 from tests.helpers import compile_fn
+from tests.op_harness import IndexBoundsCheck
 
 B, C, ROWS, DIM = 4, 3, 5, 2
 
@@ -58,8 +59,6 @@ def test_check_bounds_false_builds_no_check():
     p = pt.fmatrix("p")
     labels = pt.ivector("labels")
     from pytensor.graph.traversal import apply_ancestors
-
-    from dandelion.ops.index_bounds import IndexBoundsCheck
 
     checked = categorical_crossentropy(p, labels)
     unchecked = categorical_crossentropy(p, labels, check_bounds=False)

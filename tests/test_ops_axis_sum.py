@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dandelion.functional.normalization import moments, normalize_over
-from dandelion.ops.axis_sum import SumOver, broadcast_over, kept_block, sum_over
-from tests.helpers import assert_close, compile_fn, ftensor, verify_grad
+from dandelion.ops.axis_sum import broadcast_over, kept_block, sum_over
+from tests.helpers import GRAD_MODE, assert_close, compile_fn, ftensor
+from tests.op_harness import SumOver, assert_static_shapes, check_grad, check_values
 
 
 @st.composite
@@ -46,13 +47,18 @@ def test_sum_broadcast_and_their_gradients_match_numpy(backend, case):
     spread = broadcast_over(v, axes, x)
     grad_x = pytensor.grad((sum_over(x * x, axes) * w).sum(), x)
     grad_v = pytensor.grad((spread * u).sum(), v)
-    outs = compile_fn([x, v, w, u], [total, spread, grad_x, grad_v], backend)(x_val, v_val, w_val, u_val)
     x64 = x_val.astype("float64")
-    assert outs[0].dtype == np.float32 and outs[0].shape == kept_shape
-    assert_close(outs[0], x64.sum(axis=axes), rtol=1e-5, atol=1e-5)
-    assert_close(outs[1], np.broadcast_to(np.expand_dims(v_val, axes), shape))
-    assert_close(outs[2], 2 * x64 * np.expand_dims(w_val, axes), rtol=1e-5, atol=1e-5)
-    assert_close(outs[3], u_val.astype("float64").sum(axis=axes), rtol=1e-5, atol=1e-5)
+    expected = [
+        x64.sum(axis=axes),
+        np.broadcast_to(np.expand_dims(v_val, axes), shape),
+        2 * x64 * np.expand_dims(w_val, axes),
+        u_val.astype("float64").sum(axis=axes),
+    ]
+    assert_static_shapes([total], [kept_shape])
+    check_values(
+        [x, v, w, u], [total, spread, grad_x, grad_v], [x_val, v_val, w_val, u_val], expected, backend,
+        rtol=(1e-5, 1e-4, 1e-5, 1e-5), atol=1e-5,
+    )
 
 
 def test_gradients_against_finite_differences_fast_and_general_paths():
@@ -65,7 +71,7 @@ def test_gradients_against_finite_differences_fast_and_general_paths():
             total = sum_over(x * x, axes)
             return (total * v).sum() + (broadcast_over(v * total, axes, x) * x).sum()
 
-        verify_grad(fn, [rng.normal(size=shape), rng.normal(size=kept)])
+        check_grad(fn, [rng.normal(size=shape), rng.normal(size=kept)], mode=GRAD_MODE)
 
 
 def test_normalize_over_matches_the_broadcast_formula(backend):
@@ -114,7 +120,7 @@ def test_batch_normalisation_gradients_against_finite_differences():
             mean, inv_std = moments(x, axes, 1e-4)
             return normalize_over(x, axes, mean, inv_std, gamma, beta)
 
-        verify_grad(fn, [rng.normal(1.0, 2.0, size=shape), rng.uniform(0.5, 2, size=kept), rng.normal(size=kept)])
+        check_grad(fn, [rng.normal(1.0, 2.0, size=shape), rng.uniform(0.5, 2, size=kept), rng.normal(size=kept)], mode=GRAD_MODE)
 
 
 def test_lowering_is_blas_on_c_and_a_plain_sum_on_numba_and_jax(backend):

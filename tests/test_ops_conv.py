@@ -11,17 +11,20 @@ import pytensor.tensor as pt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pytensor.compile.mode import Mode
 
-from dandelion.ops.conv import Conv2dGradFiltersOp, Conv2dGradInputOp, Conv2dOp
 from tests.conv_reference import conv2d_filter_grad_ref, conv2d_ref, conv2d_transpose_ref
-from tests.helpers import PY_MODE, assert_close, compile_fn, ftensor, randn, verify_grad
+from tests.helpers import ftensor, randn
+from tests.op_harness import (
+    Conv2dGradFiltersOp,
+    Conv2dGradInputOp,
+    Conv2dOp,
+    assert_static_shapes,
+    check_grad,
+    check_infer_shape,
+    check_values,
+)
 
-
-def check_grad(fn, values):
-    """Finite differences through the Ops' NumPy kernels (the Python linker): the
-    gradient graphs' maths is backend-independent, and the backends are compared below."""
-    verify_grad(fn, values, mode=PY_MODE)
+CONV_OPS = (Conv2dOp, Conv2dGradInputOp, Conv2dGradFiltersOp)
 
 
 @st.composite
@@ -64,15 +67,18 @@ def test_conv_ops_match_naive_loops(backend, cfg):
     y_ref = conv2d_ref(x_val, w_val, **ref_kwargs(cfg))
     gy_val = randn(*y_ref.shape)
     x, w, gy = ftensor("x", x_val.shape), ftensor("w", w_val.shape), ftensor("gy", y_ref.shape)
-    y = Conv2dOp(**props)(x, w)
-    gx = Conv2dGradInputOp(**props)(w, gy, cfg["x_shape"][2:])
-    gw = Conv2dGradFiltersOp(**props)(x, gy, cfg["w_shape"][2:])
-    assert y.type.shape == y_ref.shape and gx.type.shape == x_val.shape and gw.type.shape == w_val.shape
-    y_out, gx_out, gw_out = compile_fn([x, w, gy], [y, gx, gw], backend)(x_val, w_val, gy_val)
-    assert y_out.dtype == np.float32
-    assert_close(y_out, y_ref, rtol=1e-4, atol=1e-4)
-    assert_close(gx_out, conv2d_transpose_ref(gy_val, w_val, cfg["x_shape"][2:], **ref_kwargs(cfg)), rtol=1e-4, atol=1e-4)
-    assert_close(gw_out, conv2d_filter_grad_ref(x_val, gy_val, cfg["w_shape"][2:], **ref_kwargs(cfg)), rtol=1e-4, atol=1e-4)
+    outs = [
+        Conv2dOp(**props)(x, w),
+        Conv2dGradInputOp(**props)(w, gy, cfg["x_shape"][2:]),
+        Conv2dGradFiltersOp(**props)(x, gy, cfg["w_shape"][2:]),
+    ]
+    assert_static_shapes(outs, [y_ref.shape, x_val.shape, w_val.shape])
+    expected = [
+        y_ref,
+        conv2d_transpose_ref(gy_val, w_val, cfg["x_shape"][2:], **ref_kwargs(cfg)),
+        conv2d_filter_grad_ref(x_val, gy_val, cfg["w_shape"][2:], **ref_kwargs(cfg)),
+    ]
+    check_values([x, w, gy], outs, [x_val, w_val, gy_val], expected, backend)
 
 
 GRAD_CASES = [
@@ -117,17 +123,14 @@ def test_infer_shape_without_computing(backend):
     x, w = pt.tensor4("x"), pt.tensor4("w")
     gy, in_hw, k_hw = pt.tensor4("gy"), pt.lvector("in_hw"), pt.lvector("k_hw")
     outs = [Conv2dOp(**props)(x, w), Conv2dGradInputOp(**props)(w, gy, in_hw), Conv2dGradFiltersOp(**props)(x, gy, k_hw)]
-    f = pytensor.function([x, w, gy, in_hw, k_hw], [o.shape for o in outs], mode=Mode(linker="py", optimizer="fast_run"))
-    ops = {type(node.op) for node in f.maker.fgraph.apply_nodes}
-    assert not ops & {Conv2dOp, Conv2dGradInputOp, Conv2dGradFiltersOp}
     x_val, w_val = np.zeros((2, 4, 6, 5)), np.zeros((4, 2, 3, 2))
     y_shape = conv2d_ref(x_val, w_val, stride=(2, 1), pad=(1, 2), dilation=(1, 2), groups=2).shape
-    shapes = f(x_val, w_val, np.zeros(y_shape), [6, 5], [3, 2])
-    assert [tuple(s) for s in shapes] == [y_shape, (2, 4, 6, 5), (4, 2, 3, 2)]
+    values = [x_val, w_val, np.zeros(y_shape), [6, 5], [3, 2]]
+    check_infer_shape([x, w, gy, in_hw, k_hw], outs, values, [y_shape, (2, 4, 6, 5), (4, 2, 3, 2)], CONV_OPS)
     # the compiled backends agree with the inferred shapes
     xs, ws = ftensor("x", x_val.shape), ftensor("w", w_val.shape)
-    out = compile_fn([xs, ws], Conv2dOp(**props)(xs, ws), backend)(x_val.astype("float32"), w_val.astype("float32"))
-    assert out.shape == y_shape
+    zeros = np.zeros(y_shape, dtype="float32")
+    check_values([xs, ws], [Conv2dOp(**props)(xs, ws)], [x_val.astype("float32"), w_val.astype("float32")], [zeros], backend)
 
 
 def test_errors_name_op_argument_and_values():
@@ -180,18 +183,19 @@ def test_c_code_with_blas_matches_naive_loops(cfg):
             gy_val = rng.normal(size=y_ref.shape).astype(dtype)
             x, w, gy = (pt.tensor(n, shape=v.shape, dtype=dtype) for n, v in (("x", x_val), ("w", w_val), ("gy", gy_val)))
             outs = [Conv2dOp(**full)(x, w), Conv2dGradInputOp(**full)(w, gy, x_shape[2:]), Conv2dGradFiltersOp(**full)(x, gy, w_shape[2:])]
+            expected = [
+                y_ref,
+                conv2d_transpose_ref(gy_val, w_val, x_shape[2:], **kwargs),
+                conv2d_filter_grad_ref(x_val, gy_val, w_shape[2:], **kwargs),
+            ]
+            tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == "float32" else {"rtol": 1e-10, "atol": 1e-10}
             # thunks bind ``perform`` when compiled, so compile under the patches
             with (
                 mock.patch.object(Conv2dOp, "perform", side_effect=AssertionError("Conv2dOp ran perform")),
                 mock.patch.object(Conv2dGradInputOp, "perform", side_effect=AssertionError("Conv2dGradInputOp ran perform")),
                 mock.patch.object(Conv2dGradFiltersOp, "perform", side_effect=AssertionError("Conv2dGradFiltersOp ran perform")),
             ):
-                y_out, gx_out, gw_out = compile_fn([x, w, gy], outs, "c")(x_val, w_val, gy_val)
-            tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == "float32" else {"rtol": 1e-10, "atol": 1e-10}
-            assert y_out.dtype == dtype
-            assert_close(y_out, y_ref, **tol, err_msg=str(x_shape))
-            assert_close(gx_out, conv2d_transpose_ref(gy_val, w_val, x_shape[2:], **kwargs), **tol, err_msg=str(x_shape))
-            assert_close(gw_out, conv2d_filter_grad_ref(x_val, gy_val, w_shape[2:], **kwargs), **tol, err_msg=str(x_shape))
+                check_values([x, w, gy], outs, [x_val, w_val, gy_val], expected, "c", **tol, err_msg=str(x_shape))
 
 
 def test_batches_split_into_chunks_match_naive_loops(backend):
@@ -204,7 +208,9 @@ def test_batches_split_into_chunks_match_naive_loops(backend):
     gy_val = rng.normal(size=y_ref.shape).astype("float32")
     x, w, gy = ftensor("x", x_val.shape), ftensor("w", w_val.shape), ftensor("gy", y_ref.shape)
     outs = [Conv2dOp(**props)(x, w), Conv2dGradInputOp(**props)(w, gy, x_val.shape[2:]), Conv2dGradFiltersOp(**props)(x, gy, w_val.shape[2:])]
-    y_out, gx_out, gw_out = compile_fn([x, w, gy], outs, backend)(x_val, w_val, gy_val)
-    assert_close(y_out, y_ref, rtol=1e-4, atol=1e-4)
-    assert_close(gx_out, conv2d_transpose_ref(gy_val, w_val, x_val.shape[2:], **kwargs), rtol=1e-4, atol=1e-4)
-    assert_close(gw_out, conv2d_filter_grad_ref(x_val, gy_val, w_val.shape[2:], **kwargs), rtol=1e-4, atol=1e-3)
+    expected = [
+        y_ref,
+        conv2d_transpose_ref(gy_val, w_val, x_val.shape[2:], **kwargs),
+        conv2d_filter_grad_ref(x_val, gy_val, w_val.shape[2:], **kwargs),
+    ]
+    check_values([x, w, gy], outs, [x_val, w_val, gy_val], expected, backend, atol=(1e-4, 1e-4, 1e-3))

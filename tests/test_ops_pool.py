@@ -9,18 +9,20 @@ import pytensor.tensor as pt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pytensor.compile.mode import Mode
 
-from dandelion.ops.pool import MaxPoolGatherOp, PoolGradOp, PoolOp
-from tests.helpers import PY_MODE, assert_close, compile_fn, ftensor, verify_grad
+from tests.helpers import ftensor
+from tests.op_harness import (
+    MaxPoolGatherOp,
+    PoolGradOp,
+    PoolOp,
+    assert_static_shapes,
+    check_grad,
+    check_infer_shape,
+    check_values,
+)
 from tests.pool_reference import pool_ref
 
 MODES = ("max", "sum", "average_inc_pad", "average_exc_pad")
-
-
-def check_grad(fn, values):
-    """Finite differences through the Ops' NumPy kernels; backends are compared elsewhere."""
-    verify_grad(fn, values, mode=PY_MODE)
 
 
 def distinct_values(shape, rng):
@@ -49,14 +51,13 @@ def test_pool_ops_match_naive_loops(backend, cfg):
     y_ref = pool_ref(x_val.astype("float64"), cfg["ws"], cfg["stride"], cfg["pad"], cfg["ignore_border"], cfg["mode"])
     x = ftensor("x", x_val.shape)
     y = PoolOp(*op_args)(x)
-    assert y.type.shape == y_ref.shape
+    assert_static_shapes([y], [y_ref.shape])
     # PoolGradOp(x, gy) is the gradient of <gy, pool(x)>; the reference perturbs each input
     gy_val = rng.normal(size=y_ref.shape).astype("float32")
     gy = ftensor("gy", y_ref.shape)
     gx = PoolGradOp(*op_args)(x, gy)
-    y_out, gx_out = compile_fn([x, gy], [y, gx], backend)(x_val, gy_val)
-    assert_close(y_out, y_ref, rtol=1e-5, atol=1e-5)
-    assert_close(gx_out, reference_gradient(x_val, gy_val, cfg), rtol=1e-4, atol=1e-4)
+    expected = [y_ref, reference_gradient(x_val, gy_val, cfg)]
+    check_values([x, gy], [y, gx], [x_val, gy_val], expected, backend, rtol=(1e-5, 1e-4), atol=(1e-5, 1e-4))
 
 
 def reference_gradient(x, gy, cfg):
@@ -111,14 +112,13 @@ def test_infer_shape_without_computing(backend):
     x = pt.tensor4("x")
     ops = [PoolOp(*GRAD_CASES[0]), PoolOp(*GRAD_CASES[1])]
     outs = [ops[0](x), ops[1](x), PoolGradOp(*GRAD_CASES[0])(x, ops[0](x)), MaxPoolGatherOp(*GRAD_CASES[0])(x, x)]
-    f = pytensor.function([x], [o.shape for o in outs], mode=Mode(linker="py", optimizer="fast_run"))
-    assert not {type(n.op) for n in f.maker.fgraph.apply_nodes} & {PoolOp, PoolGradOp, MaxPoolGatherOp}
     x_val = np.zeros((2, 3, 5, 7))
     expected_0 = pool_ref(x_val, (2, 3), (1, 2), (1, 1), True).shape
     expected_1 = pool_ref(x_val, (3, 2), (2, 2), (0, 0), False).shape
-    assert [tuple(s) for s in f(x_val)] == [expected_0, expected_1, x_val.shape, expected_0]
+    check_infer_shape([x], outs, [x_val], [expected_0, expected_1, x_val.shape, expected_0], (PoolOp, PoolGradOp, MaxPoolGatherOp))
     xs = ftensor("x", x_val.shape)
-    assert compile_fn([xs], ops[1](xs), backend)(x_val.astype("float32")).shape == expected_1
+    zeros = np.zeros(expected_1, dtype="float32")
+    check_values([xs], [ops[1](xs)], [x_val.astype("float32")], [zeros], backend)
 
 
 def test_float64_and_ties_agree_across_backends(backend):
@@ -128,12 +128,10 @@ def test_float64_and_ties_agree_across_backends(backend):
     x = pt.tensor("x", shape=x_val.shape, dtype="float64")
     op_args = (2, (2, 2), (2, 2), (0, 0), True, "max")
     gx = PoolGradOp(*op_args)(x, pt.ones((1, 1, 2, 2), dtype="float64"))
-    out = compile_fn([x], gx, backend)(x_val)
-    assert out.dtype == np.float64
-    expected = np.zeros((4, 4))
+    expected = np.zeros((1, 1, 4, 4))
     # windows: max at (1, 1); all-zero ties at (0, 2) and (2, 0); max at (2, 3)
-    expected[1, 1] = expected[0, 2] = expected[2, 0] = expected[2, 3] = 1.0
-    assert_close(out[0, 0], expected)
+    expected[0, 0, 1, 1] = expected[0, 0, 0, 2] = expected[0, 0, 2, 0] = expected[0, 0, 2, 3] = 1.0
+    check_values([x], [gx], [x_val], [expected], backend, rtol=1e-4, atol=1e-5)
 
 
 def test_errors_name_op_argument_and_values():
@@ -189,6 +187,5 @@ def test_tiling_windows_with_ties_match_naive_loops(backend, cfg):
     y_ref = pool_ref(x_val.astype("float64"), cfg["ws"], cfg["ws"], None, True, cfg["mode"])
     gy_val = rng.normal(size=y_ref.shape).astype("float32")
     x, gy = ftensor("x", x_val.shape), ftensor("gy", y_ref.shape)
-    y_out, gx_out = compile_fn([x, gy], [PoolOp(*op_args)(x), PoolGradOp(*op_args)(x, gy)], backend)(x_val, gy_val)
-    assert_close(y_out, y_ref, rtol=1e-5, atol=1e-5)
-    assert_close(gx_out, tiled_gradient_ref(x_val.astype("float64"), gy_val.astype("float64"), cfg["ws"], cfg["mode"]), rtol=1e-5, atol=1e-5)
+    expected = [y_ref, tiled_gradient_ref(x_val.astype("float64"), gy_val.astype("float64"), cfg["ws"], cfg["mode"])]
+    check_values([x, gy], [PoolOp(*op_args)(x), PoolGradOp(*op_args)(x, gy)], [x_val, gy_val], expected, backend, rtol=1e-5, atol=1e-5)

@@ -1,7 +1,8 @@
 """Every difference between the supported PyTensor lines (3.0.x and 3.3.x) lives here.
 
 Nothing else in the package may test ``pytensor.__version__`` or probe PyTensor's API;
-import the adapters below instead.
+import the adapters below instead. Workarounds of PyTensor bugs, with the lines each
+applies to, live beside this file in ``_workarounds.py``.
 """
 
 from __future__ import annotations
@@ -166,44 +167,17 @@ def execution_order(function):
 
 
 # --------------------------------------------------------------------------------------
-# JAX reductions in the output dtype.
+# dandelion's JAX kernels, registered without importing JAX with dandelion.
 #
-# PyTensor's JAX dispatch of ``CAReduce`` (3.0 and 3.3) casts a reduction's result to
-# the Op's *accumulator* dtype, and PyTensor accumulates float32 sums in float64. So
-# under JAX every ``x.sum()`` of float32 comes back float64: losses and gradients turn
-# float64 silently, and inside ``scan`` (the gradient of a recurrent layer) a float32
-# carry meets a float64 update and JAX refuses the graph. The fix wraps the dispatch to
-# cast to the node's output dtype. It is applied when PyTensor's JAX dispatch is first
-# imported, so importing dandelion never imports JAX.
+# A finder on ``sys.meta_path`` runs the registrations right after PyTensor's JAX
+# dispatch is first imported (the JAX backend imports it before converting a graph).
+# They register dispatches for dandelion's own Ops only, so no other graph changes.
 
 _JAX_DISPATCH_MODULE = "pytensor.link.jax.dispatch"
 
 
-def _register_jax_reduce_output_dtype():
-    from pytensor.link.jax.dispatch.basic import jax_funcify
-    from pytensor.tensor.elemwise import CAReduce
-
-    pytensor_impl = jax_funcify.dispatch(CAReduce)
-    if getattr(pytensor_impl, "_dandelion_output_dtype", False):
-        return
-
-    def careduce_in_output_dtype(op, node=None, **kwargs):
-        reduce = pytensor_impl(op, node=node, **kwargs)
-        if node is None:
-            return reduce
-        dtype = node.outputs[0].dtype
-
-        def reduce_in_output_dtype(x):
-            return reduce(x).astype(dtype)
-
-        return reduce_in_output_dtype
-
-    careduce_in_output_dtype._dandelion_output_dtype = True
-    jax_funcify.register(CAReduce)(careduce_in_output_dtype)
-
-
 class _AfterJaxDispatchImport:
-    """Meta-path finder: run the fix right after PyTensor's JAX dispatch is imported."""
+    """Meta-path finder: run the queued callbacks right after PyTensor's JAX dispatch is imported."""
 
     def find_spec(self, fullname, path, target=None):
         if fullname != _JAX_DISPATCH_MODULE:
@@ -215,13 +189,12 @@ class _AfterJaxDispatchImport:
             return spec
         exec_module = spec.loader.exec_module
 
-        def exec_then_fix(module):
+        def exec_then_register(module):
             exec_module(module)
-            _register_jax_reduce_output_dtype()
             while _AFTER_JAX_DISPATCH:
                 _AFTER_JAX_DISPATCH.pop(0)()
 
-        spec.loader.exec_module = exec_then_fix
+        spec.loader.exec_module = exec_then_register
         return spec
 
 
@@ -231,26 +204,13 @@ _AFTER_JAX_DISPATCH = []
 def after_jax_dispatch_import(callback) -> None:
     """Run ``callback`` once PyTensor's JAX dispatch is imported (now, if it already is).
 
-    For registering dandelion's JAX kernels without importing JAX with dandelion: the
-    JAX backend imports the dispatch module before it converts a graph.
+    For registering dandelion's JAX kernels without importing JAX with dandelion.
     """
     import sys
 
     if _JAX_DISPATCH_MODULE in sys.modules:
         callback()
-    else:
-        _AFTER_JAX_DISPATCH.append(callback)
-        install_jax_reduce_output_dtype_fix()
-
-
-def install_jax_reduce_output_dtype_fix():
-    """Apply the fix now if JAX dispatch is loaded, else when it is first imported."""
-    import sys
-
-    if _JAX_DISPATCH_MODULE in sys.modules:
-        _register_jax_reduce_output_dtype()
-    elif not any(isinstance(finder, _AfterJaxDispatchImport) for finder in sys.meta_path):
+        return
+    _AFTER_JAX_DISPATCH.append(callback)
+    if not any(isinstance(finder, _AfterJaxDispatchImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _AfterJaxDispatchImport())
-
-
-install_jax_reduce_output_dtype_fix()

@@ -176,6 +176,14 @@ def softmax(x):
     Returns
     -------
     (..., N), each row summing to one
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> from dandelion.activation import softmax
+    >>> softmax(pt.constant([[0.0, 0.0], [0.0, 1000.0]])).eval().round(3)
+    array([[0.5, 0.5],
+           [0. , 1. ]])
     """
     x = pt.as_tensor_variable(x)
     return pt.exp(x - _logsumexp_last(x))
@@ -201,6 +209,13 @@ def log_softmax(x):
     Returns
     -------
     (..., N)
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> from dandelion.activation import log_softmax
+    >>> log_softmax(pt.constant([0.0, 1000.0])).eval().round(3)  # no overflow
+    array([-1000.,     0.])
     """
     x = pt.as_tensor_variable(x)
     return x - _logsumexp_last(x)

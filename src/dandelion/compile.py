@@ -13,6 +13,7 @@ from pytensor.graph.traversal import apply_ancestors, graph_inputs
 from pytensor.scan.op import Scan
 
 from dandelion._compat import compile_without_implicit_updates, read_default_update
+from dandelion._workarounds import SCAN_PUSHOUT_TRUNCATED, linker_for
 from dandelion.compile_shapes import ShapeSpecializedFunction, can_specialize, shape_free_inputs
 from dandelion.rollback import with_rollback
 
@@ -27,8 +28,14 @@ def resolve_mode(mode=None) -> Mode:
     """Turn a backend name, a PyTensor mode name or a ``Mode`` into a ``Mode``.
 
     ``None`` reads the ``DANDELION_BACKEND`` environment variable, then falls back to
-    PyTensor's own default mode.
+    PyTensor's own default mode. A mode on PyTensor's Numba or JAX linker comes back on
+    dandelion's subclass of it, which works around PyTensor bugs in the generated code
+    (``dandelion._workarounds``); other ``Mode`` objects pass through unchanged.
     """
+    return linker_for(_named_mode(mode))
+
+
+def _named_mode(mode):
     if mode is None:
         mode = os.environ.get(BACKEND_ENV_VAR) or None
         if mode is None:
@@ -138,10 +145,7 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
     if not no_default_updates:
         explicit = explicit + list(implicit_updates(out_list, explicit).items())
     resolved = resolve_mode(mode)
-    if _has_truncated_scan(out_list + [expr for _, expr in explicit]):
-        # PyTensor (3.0 and 3.3) moves the weight-gradient sums of a truncated gradient
-        # scan out of the loop with T-step and k-step operands when the scan carries
-        # more than one state and a mask (a shape error at run time); keep them inside.
+    if SCAN_PUSHOUT_TRUNCATED.active and _has_truncated_scan(out_list + [expr for _, expr in explicit]):
         resolved = resolved.excluding("scan_pushout_add")
     if backend_name(resolved) == "jax" and shape_free_inputs(inputs) and can_specialize(inputs):
         # JAX needs concrete shapes while tracing: compile per shape signature, as jax.jit

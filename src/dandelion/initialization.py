@@ -164,6 +164,15 @@ class HeUniform(He):
 
 
 class Constant(Initializer):
+    """Every entry ``val``, in floatX.
+
+    Examples
+    --------
+    >>> from dandelion.initialization import Constant
+    >>> Constant(0.5)((2, 3)).tolist()
+    [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]
+    """
+
     def __init__(self, val=0.0):
         self.val = val
 
@@ -193,6 +202,14 @@ class Orthogonal(Initializer):
     """Saxe et al. (2013): an orthogonal matrix (rows or columns), times ``gain``.
 
     For ndim > 2 the trailing axes are flattened: (shape[0], prod(shape[1:])).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dandelion.initialization import Orthogonal
+    >>> q = Orthogonal()((3, 3))
+    >>> bool(np.allclose(q @ q.T, np.eye(3), atol=1e-5))
+    True
     """
 
     def __init__(self, gain=1.0):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pytensor.compile.sharedvalue import SharedVariable
 
 import dandelion
+from dandelion._workarounds import with_jax_fixes
 from dandelion.compile import backend_name
 
 
@@ -74,7 +75,7 @@ def pure_step(function, where):
     num_outputs = len(fgraph.outputs) - len(mapping)
     updated = {in_index - len(explicit): out_index for out_index, in_index in mapping.items()}
     return PureStep(
-        fn=jax_funcify(fgraph),
+        fn=jax_funcify(fgraph, **with_jax_fixes({})),
         inputs=explicit,
         state=state,
         updated=updated,

@@ -112,7 +112,7 @@ def crf_log_partition(x, transitions, start=None, end=None):
     x = pt.as_tensor_variable(x)
     dtype = (x[0, 0, 0] + transitions[0, 0]).dtype
     # The first step is taken inside the scan (switching to the start scores) rather
-    # than before it: a zero-step scan (T = 1) breaks PyTensor's C gradient of scan.
+    # than before it: _workarounds.ZERO_STEP_SCAN_GRADIENT (a zero-step scan at T = 1).
     initial = pt.zeros_like(x[:, 0, :], dtype=dtype)
 
     def step(x_t, first, alpha_prev, trans, start_scores):

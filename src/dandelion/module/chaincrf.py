@@ -51,8 +51,10 @@ class ChainCRF(Module):
     >>> import pytensor.tensor as pt
     >>> crf = ChainCRF(state_num=4)
     >>> x, y = pt.tensor3("x"), pt.imatrix("y")
-    >>> crf.forward(x, y).ndim, crf.predict(x).ndim
-    (1, 2)
+    >>> crf.forward(x, y).ndim, crf.predict(x).ndim  # summed loss with the L1 term, (B, T) labels
+    (0, 2)
+    >>> ChainCRF(state_num=4, l1_regularization=0).forward(x, y).ndim  # per-sequence loss
+    1
     """
 
     def __init__(

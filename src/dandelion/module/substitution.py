@@ -64,7 +64,7 @@ def functional_call(module, replacements, args=(), kwargs=None, method="forward"
     >>> import numpy as np, pytensor, pytensor.tensor as pt
     >>> from dandelion.module import Dense, functional_call
     >>> dense = Dense(2, 3)
-    >>> x, W = pt.matrix("x"), pt.matrix("W", shape=(2, 3))
+    >>> x, W = pt.fmatrix("x"), pt.tensor("W", shape=(2, 3), dtype="float32")
     >>> y = functional_call(dense, {"W": W}, (x,))  # a graph of x and W; dense.W is not in it
     >>> f = pytensor.function([x, W], y)
     >>> f(np.ones((1, 2), "float32"), np.ones((2, 3), "float32")).tolist()

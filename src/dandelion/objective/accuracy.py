@@ -22,6 +22,13 @@ def binary_accuracy(predictions, targets, threshold=0.5):
     Returns
     -------
     (...) tensor of floatX; ``.mean()`` is the accuracy.
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> from dandelion.objective import binary_accuracy
+    >>> binary_accuracy(pt.constant([0.9, 0.2, 0.6]), pt.constant([1, 1, 0])).eval().tolist()
+    [1.0, 0.0, 0.0]
     """
     where = "binary_accuracy"
     predictions, targets = align_targets(
@@ -45,6 +52,16 @@ def categorical_accuracy(predictions, targets, top_k=1):
     Returns
     -------
     (...) tensor of floatX; ``.mean()`` is the accuracy.
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> from dandelion.objective import categorical_accuracy
+    >>> p = pt.constant([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2]])
+    >>> categorical_accuracy(p, pt.constant([1, 2])).eval().tolist()
+    [1.0, 0.0]
+    >>> categorical_accuracy(p, pt.constant([1, 1]), top_k=2).eval().tolist()
+    [1.0, 1.0]
     """
     where = "categorical_accuracy"
     predictions = as_tensor(where, "predictions", predictions)

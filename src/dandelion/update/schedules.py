@@ -98,6 +98,14 @@ def linear_warmup(peak_value, warmup_steps, init_value=0.0):
     """Linear warm-up from ``init_value`` to ``peak_value`` over ``warmup_steps``, then ``peak_value``.
 
     Join it with a decay: ``join_schedules([linear_warmup(1e-3, 100), cosine_schedule(1e-3, 900)], [100])``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dandelion.update import linear_warmup
+    >>> warmup = linear_warmup(1.0, 4)
+    >>> [round(float(warmup(np.float32(step)).eval()), 2) for step in (0, 2, 4, 8)]
+    [0.0, 0.5, 1.0, 1.0]
     """
     _count("linear_warmup", "warmup_steps", warmup_steps, 0)
     schedule = linear_schedule(init_value, peak_value, warmup_steps)

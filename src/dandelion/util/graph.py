@@ -34,6 +34,13 @@ def one_hot(x, m=None):
     """One-hot encode integer tensor ``x`` (any shape) into ``x.shape + (m,)``.
 
     ``m`` defaults to ``max(x) + 1``, which needs a dynamic shape; give it for JAX.
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> from dandelion.util import one_hot
+    >>> one_hot(pt.constant([2, 0]), 3).eval().tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
     """
     x = pt.as_tensor_variable(x)
     if m is None:

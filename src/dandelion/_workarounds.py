@@ -1,0 +1,224 @@
+"""Every PyTensor bug dandelion works around, with the PyTensor lines it applies to.
+
+Each ``Workaround`` names the PyTensor lines (``major.minor``) where the bug was seen;
+``last=None`` means it is still present in the newest line checked (3.3), so the
+workaround stays on for later lines until ``tests/test_workarounds.py``, which shows each
+bug in the installed PyTensor, starts failing: then the bug is fixed upstream and
+``last`` gets the final affected line. Code that works around a bug asks ``.active``.
+
+Only the two backend linkers that dandelion's modes use (``linker_for``) carry the
+fixes to PyTensor's generated code; graphs compiled with PyTensor's own modes are left
+exactly as PyTensor builds them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import dataclass
+
+from pytensor.link.jax.linker import JAXLinker
+from pytensor.link.numba.linker import NumbaLinker
+
+from dandelion._compat import PYTENSOR_VERSION
+
+
+@dataclass(frozen=True)
+class Workaround:
+    """One PyTensor bug: where it shows, why dandelion cares, and where it is tracked."""
+
+    name: str
+    reason: str
+    first: tuple = (3, 0)
+    last: tuple | None = None
+    upstream: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the installed PyTensor line is one the bug applies to."""
+        return self.applies_to(PYTENSOR_VERSION)
+
+    def applies_to(self, version) -> bool:
+        return tuple(version) >= self.first and (self.last is None or tuple(version) <= self.last)
+
+
+SCAN_PUSHOUT_TRUNCATED = Workaround(
+    name="scan_pushout_add with truncate_gradient",
+    reason=(
+        "scan_pushout_add moves the weight-gradient sums of a truncated gradient scan out of the "
+        "loop with T-step and k-step operands (a shape error at run time); dandelion.function "
+        "excludes the rewrite from graphs that hold a truncated scan"
+    ),
+    upstream="https://github.com/Theano/Theano/issues/4652 (inherited from Theano's PushOutScanOutput)",
+)
+
+SOFTMAX_IN_PYTHON_ON_C = Workaround(
+    name="Softmax / LogSoftmax Ops without C code",
+    reason=(
+        "PyTensor's Softmax and LogSoftmax have no C implementation, so the C backend runs "
+        "them in Python; dandelion writes softmax as exp(x - logsumexp(x)), which no rewrite "
+        "turns back into those Ops; PyTensor 3.3 rewrites them into elementwise sums with C code"
+    ),
+    last=(3, 0),
+)
+
+ZERO_STEP_SCAN_GRADIENT = Workaround(
+    name="gradient of a zero-step scan",
+    reason=(
+        "the gradient of a scan that runs zero steps (a CRF's recursion over x[:, 1:] at T = 1) "
+        "fails with a broadcast error; crf_log_partition and crf_viterbi take their first step "
+        "inside the scan, switching to the start scores, so the scan always runs T steps"
+    ),
+)
+
+JAX_REDUCE_ACCUMULATOR_DTYPE = Workaround(
+    name="JAX CAReduce returns the accumulator dtype",
+    reason=(
+        "PyTensor's JAX dispatch of CAReduce casts the result to acc_dtype (float64 for a "
+        "float32 sum), so float32 losses turn float64 and a float32 scan carry meets a "
+        "float64 update; dandelion's JAX linker casts to the node's output dtype"
+    ),
+)
+
+DUPLICATE_ARGUMENT_NAMES = Workaround(
+    name="unique_name_generator repeats a name",
+    reason=(
+        "pytensor.link.utils.unique_name_generator gives a second 'W@Conv2D|conv5' the name "
+        "W_Conv2D_conv5_1 even when a variable named 'W@Conv2D|conv5_1' already took it: "
+        "SyntaxError: duplicate argument when the Numba or JAX code is generated; "
+        "dandelion's linkers pass a generator that skips taken names"
+    ),
+)
+
+ALL = (
+    SCAN_PUSHOUT_TRUNCATED,
+    SOFTMAX_IN_PYTHON_ON_C,
+    ZERO_STEP_SCAN_GRADIENT,
+    JAX_REDUCE_ACCUMULATOR_DTYPE,
+    DUPLICATE_ARGUMENT_NAMES,
+)
+
+
+# --------------------------------------------------------------------------------------
+# Names in generated code
+
+
+def collision_free_name_generator(external_names=(), suffix_sep="_"):
+    """A drop-in for ``pytensor.link.utils.unique_name_generator`` that never repeats a name.
+
+    Same names as PyTensor's where PyTensor's are unique (``x``, ``x_1``, ``x_2`` for three
+    variables called ``x``); a suffixed name that is already taken (by a variable whose own
+    name ends in ``_1``) moves on to the next free suffix.
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> name = collision_free_name_generator()
+    >>> [name(pt.scalar(n)) for n in ("w|a_1", "w|a", "w|a")]
+    ['w_a_1', 'w_a', 'w_a_2']
+    """
+    from pytensor.link.utils import get_name_for_object
+
+    taken = set(external_names)
+    suffixes = Counter()
+    names = {}
+
+    def unique_name(x, force_unique=False):
+        if not force_unique and x in names:
+            return names[x]
+        base = get_name_for_object(x)
+        local = base
+        while local in taken:
+            suffixes[base] += 1
+            local = f"{base}{suffix_sep}{suffixes[base]}"
+        taken.add(local)
+        names[x] = local
+        return local
+
+    return unique_name
+
+
+# --------------------------------------------------------------------------------------
+# JAX reductions in the output dtype
+#
+# The dispatch is registered for every CAReduce once (singledispatch has no other hook),
+# but it changes only conversions that dandelion's JAX linker starts: they carry the
+# keyword below, which PyTensor forwards to every node and into scan's inner graphs.
+
+_OUTPUT_DTYPE_KEY = "dandelion_reduce_in_output_dtype"
+
+
+def _register_jax_reduce_in_output_dtype():
+    from pytensor.link.jax.dispatch.basic import jax_funcify
+    from pytensor.tensor.elemwise import CAReduce
+
+    pytensor_impl = jax_funcify.dispatch(CAReduce)
+    if getattr(pytensor_impl, "_dandelion_output_dtype", False):
+        return
+
+    def careduce(op, node=None, **kwargs):
+        in_output_dtype = kwargs.pop(_OUTPUT_DTYPE_KEY, False)
+        reduce = pytensor_impl(op, node=node, **kwargs)
+        if not in_output_dtype or node is None:
+            return reduce
+        dtype = node.outputs[0].dtype
+
+        def reduce_in_output_dtype(x):
+            return reduce(x).astype(dtype)
+
+        return reduce_in_output_dtype
+
+    careduce._dandelion_output_dtype = True
+    jax_funcify.register(CAReduce)(careduce)
+
+
+# --------------------------------------------------------------------------------------
+# The linkers of dandelion's modes
+
+
+class DandelionNumbaLinker(NumbaLinker):
+    """PyTensor's Numba linker with collision-free names in the generated code."""
+
+    def fgraph_convert(self, fgraph, **kwargs):
+        if DUPLICATE_ARGUMENT_NAMES.active:
+            kwargs.setdefault("unique_name", collision_free_name_generator(["numba_funcified_fgraph"]))
+        return super().fgraph_convert(fgraph, **kwargs)
+
+
+def with_jax_fixes(kwargs):
+    """``kwargs`` for ``jax_funcify(fgraph, **kwargs)`` with the fixes of dandelion's JAX graphs.
+
+    For every conversion of a dandelion graph to JAX: the JAX linker's and
+    ``dandelion.distributed``'s, which hands the graph to JAX itself.
+    """
+    kwargs = dict(kwargs)
+    if DUPLICATE_ARGUMENT_NAMES.active:
+        kwargs.setdefault("unique_name", collision_free_name_generator(["jax_funcified_fgraph"]))
+    if JAX_REDUCE_ACCUMULATOR_DTYPE.active:
+        _register_jax_reduce_in_output_dtype()
+        kwargs[_OUTPUT_DTYPE_KEY] = True
+    return kwargs
+
+
+class DandelionJAXLinker(JAXLinker):
+    """PyTensor's JAX linker with collision-free names and reductions in their output dtype."""
+
+    def fgraph_convert(self, fgraph, input_storage, storage_map, **kwargs):
+        return super().fgraph_convert(fgraph, input_storage, storage_map, **with_jax_fixes(kwargs))
+
+
+_DANDELION_LINKERS = {NumbaLinker: DandelionNumbaLinker, JAXLinker: DandelionJAXLinker}
+
+
+def linker_for(mode):
+    """``mode`` with dandelion's subclass of its linker when it is PyTensor's Numba or JAX one.
+
+    The linker keeps its settings (a copy changes only its class); any other mode comes
+    back unchanged.
+    """
+    ours = _DANDELION_LINKERS.get(type(mode.linker))
+    if ours is None:
+        return mode
+    linker = copy.copy(mode.linker)
+    linker.__class__ = ours
+    return type(mode)(linker=linker, optimizer=mode.provided_optimizer)
