@@ -15,11 +15,11 @@ SHAPES = {"map": (2, 3, 7, 6), "wide": (1, 2, 5, 9), "tiny": (1, 2, 2, 3)}
 # (input, pyramid, mode, implementation, with gradient)
 CASES = [
     ("map", (4, 2, 1), "max", "fast_ls", False),  # 21 features per channel (the old code: 35)
-    ("map", (3, 2, 1), "max", "stretch", True),  # the pixel-repeated max pooling
+    ("map", (3, 2, 1), "max", "stretch", True),  # adaptive pooling, non-divisible bins
     ("wide", (3,), "sum", "fast", True),
     ("wide", (2, 1), "average_exc_pad", "fast_ls", False),
     ("tiny", (3, 1), "max", "fast", False),  # levels above min(H, W): zero bins
-    ("tiny", (3,), "average_inc_pad", "stretch", False),  # ... or repeated pixels (mask path)
+    ("tiny", (3,), "average_inc_pad", "stretch", False),  # ... or repeated pixels (adaptive pooling)
 ]
 
 
