@@ -72,3 +72,19 @@ def test_errors_name_function_argument_and_values():
         spatial_pyramid_pooling(ftensor("x", (2, 5, 5)))
     with pytest.raises(ValueError, match=r"spatial_pyramid_pooling: mode must be one of"):
         spatial_pyramid_pooling(x, mode="median")
+
+
+def test_stretch_with_static_sizes_is_one_adaptive_pool_per_level():
+    """Every mode: no repeated pixels or bin masks, so few nodes to compile."""
+    from pytensor.graph.traversal import ancestors
+
+    from dandelion.ops.pool import PoolOp
+
+    x = ftensor("x", SHAPES["map"])
+    for mode in ("max", "sum", "average_inc_pad"):
+        out = spatial_pyramid_pooling(x, (3, 2, 1), mode, "stretch")
+        variables = list(ancestors([out]))
+        pools = sorted(v.owner.op.output_size for v in variables if v.owner is not None and isinstance(v.owner.op, PoolOp))
+        assert pools == [(1, 1), (2, 2), (3, 3)], mode
+        # the old pixel repetition was 6-D, the bin masks 5-D
+        assert max(getattr(v.type, "ndim", 0) for v in variables) == 4, mode
