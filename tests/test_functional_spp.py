@@ -15,11 +15,11 @@ SHAPES = {"map": (2, 3, 7, 6), "wide": (1, 2, 5, 9), "tiny": (1, 2, 2, 3)}
 # (input, pyramid, mode, implementation, with gradient)
 CASES = [
     ("map", (4, 2, 1), "max", "fast_ls", False),  # 21 features per channel (the old code: 35)
-    ("map", (3, 2, 1), "max", "stretch", True),  # the pixel-repeated max pooling
+    ("map", (3, 2, 1), "max", "stretch", True),  # adaptive pooling, non-divisible bins
     ("wide", (3,), "sum", "fast", True),
     ("wide", (2, 1), "average_exc_pad", "fast_ls", False),
     ("tiny", (3, 1), "max", "fast", False),  # levels above min(H, W): zero bins
-    ("tiny", (3,), "average_inc_pad", "stretch", False),  # ... or repeated pixels (mask path)
+    ("tiny", (3,), "average_inc_pad", "stretch", False),  # ... or repeated pixels (adaptive pooling)
 ]
 
 
@@ -72,3 +72,19 @@ def test_errors_name_function_argument_and_values():
         spatial_pyramid_pooling(ftensor("x", (2, 5, 5)))
     with pytest.raises(ValueError, match=r"spatial_pyramid_pooling: mode must be one of"):
         spatial_pyramid_pooling(x, mode="median")
+
+
+def test_stretch_with_static_sizes_is_one_adaptive_pool_per_level():
+    """Every mode: no repeated pixels or bin masks, so few nodes to compile."""
+    from pytensor.graph.traversal import ancestors
+
+    from dandelion.ops.pool import PoolOp
+
+    x = ftensor("x", SHAPES["map"])
+    for mode in ("max", "sum", "average_inc_pad"):
+        out = spatial_pyramid_pooling(x, (3, 2, 1), mode, "stretch")
+        variables = list(ancestors([out]))
+        pools = sorted(v.owner.op.output_size for v in variables if v.owner is not None and isinstance(v.owner.op, PoolOp))
+        assert pools == [(1, 1), (2, 2), (3, 3)], mode
+        # the old pixel repetition was 6-D, the bin masks 5-D
+        assert max(getattr(v.type, "ndim", 0) for v in variables) == 4, mode

@@ -8,7 +8,7 @@ from dandelion.functional.crop import align_crop
 from dandelion.functional.global_pooling import global_avg_pool, global_max_pool, global_pool
 from dandelion.functional.layernorm import layer_norm, rms_norm
 from dandelion.functional.normalization import group_norm, moments, normalize
-from dandelion.functional.pooling import pool_1d, pool_2d, pool_3d
+from dandelion.functional.pooling import adaptive_pool_2d, pool_1d, pool_2d, pool_3d
 from dandelion.functional.positional import sinusoidal_position_encoding
 from dandelion.functional.shuffle import channel_shuffle
 from dandelion.functional.spp import spatial_pyramid_pooling
@@ -20,6 +20,7 @@ __all__ += [
     "conv2d",
     "conv2d_transpose",
     "align_crop",
+    "adaptive_pool_2d",
     "pool_1d",
     "pool_2d",
     "pool_3d",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 
-from dandelion.functional.pooling import pool_2d
-from dandelion.ops.geometry import check_pool_mode
+from dandelion.functional.pooling import adaptive_pool_2d, pool_2d
+from dandelion.ops.geometry import adaptive_bin_end, adaptive_bin_start, check_pool_mode
 
 SPP_IMPLEMENTATIONS = ("fast", "fast_ls", "stretch")
 
@@ -27,7 +27,7 @@ def spp_bin_edges(n, d, implementation):
     lib = np if isinstance(n, (int, np.integer)) else pt
     index = np.arange(d)
     if implementation == "stretch":
-        return (index * n) // d, -((-(index + 1) * n) // d)
+        return adaptive_bin_start(index, n, d), adaptive_bin_end(index, n, d)
     window = (n + d - 1) // d
     stride = window if implementation == "fast" else lib.maximum(n // d, 1)
     start = index * stride
@@ -73,23 +73,14 @@ def _pad_bins(pooled, d):
 
 
 def _level_by_pooling(x, d, h, w, mode, implementation):
-    """(B, C, d, d) from the pooling Op when H and W are static, else None.
+    """(B, C, d, d) from the pooling Op, for static H and W.
 
-    'fast' and 'fast_ls' are one pooling each (as in the old code), and so is 'stretch'
-    when d divides H and W. Otherwise a 'stretch' max is a max pooling of x with every
-    pixel repeated d times per axis, where window i of size n covers exactly the pixels
-    of bin i (those whose repeated block meets [i n, (i + 1) n)); a 'stretch' sum or
-    average has no such form (None).
+    Each is one pooling node: 'fast' and 'fast_ls' a windowed pooling (as in the old
+    code), 'stretch' an adaptive one (its bins are adaptive pooling's), whose averages
+    divide by the bin's pixels as the old code's did.
     """
     if implementation == "stretch":
-        if h % d == 0 and w % d == 0:  # equal bins side by side
-            return pool_2d(x, ws=(h // d, w // d), mode=mode)
-        if mode != "max":
-            return None
-        # one broadcast and one reshape (not two repeats): fewer nodes to compile
-        b, c = x.shape[0], x.shape[1]
-        repeated = pt.broadcast_to(x[:, :, :, None, :, None], (b, c, h, d, w, d)).reshape((b, c, h * d, w * d))
-        return pool_2d(repeated, ws=(h, w), stride=(h, w), mode="max")
+        return adaptive_pool_2d(x, (d, d), mode=mode)
     ws = tuple(-(-n // d) for n in (h, w))
     if implementation == "fast":
         return _pad_bins(pool_2d(x, ws=ws, stride=ws, mode=mode, ignore_border=False), d)
@@ -122,9 +113,8 @@ def spatial_pyramid_pooling(x, pyramid_dims=(6, 4, 2, 1), mode="max", implementa
 
     Notes
     -----
-    With static H and W each level is one pooling (dandelion's pooling Op), except a
-    'stretch' sum or average; otherwise bin-membership masks reduce the rows, then the
-    columns. Either way a level is a few graph nodes, not a few per bin (the old layout
+    With static H and W each level is one pooling (dandelion's pooling Op; adaptive for
+    'stretch'); otherwise bin-membership masks reduce the rows, then the columns. Either way a level is a few graph nodes, not a few per bin (the old layout
     took minutes to compile on Numba).
 
     Examples
@@ -147,10 +137,11 @@ def spatial_pyramid_pooling(x, pyramid_dims=(6, 4, 2, 1), mode="max", implementa
     h, w = x.type.shape[2:]
     levels = []
     for d in dims:
-        pooled = None if h is None or w is None else _level_by_pooling(x, d, h, w, mode, implementation)
-        if pooled is None:
+        if h is None or w is None:
             sizes = (x.shape[2] if h is None else h, x.shape[3] if w is None else w)
             pooled = _level_by_masks(x, d, *sizes, mode, implementation)
+        else:
+            pooled = _level_by_pooling(x, d, h, w, mode, implementation)
         levels.append(pooled.flatten(3))
     out = pt.concatenate(levels, axis=2)
     return pt.specify_shape(out, (*x.type.shape[:2], sum(d * d for d in dims)))

@@ -104,6 +104,23 @@ def pool_output_length(length, ws, stride, pad, ignore_border):
     return (windows + abs(windows)) // 2 + partial
 
 
+def adaptive_bin_start(index, length, bins):
+    """First input index of bin ``index`` of ``bins`` along an axis of ``length``: floor(i n / d).
+
+    Adaptive pooling (PyTorch's ``adaptive_*_pool``, SPP's 'stretch') cuts an axis into
+    ``bins`` bins; bin i covers [floor(i n / d), ceil((i + 1) n / d)), never empty for
+    n >= 1, and neighbours share a pixel when d does not divide n (pixels repeat if n < d).
+    Plain arithmetic, like ``pool_output_length``: ints, NumPy arrays, PyTensor scalars,
+    Numba and ``CExpr`` all evaluate this one definition.
+    """
+    return (index * length) // bins
+
+
+def adaptive_bin_end(index, length, bins):
+    """End (exclusive) of bin ``index``: ceil((i + 1) n / d), as a floor division (all terms are >= 0)."""
+    return ((index + 1) * length + bins - 1) // bins
+
+
 def pool_buffer_length(length, ws, stride, pad, out_length):
     """Length of the padded buffer that holds every window whole (partial windows extended)."""
     return max(length + 2 * pad, (out_length - 1) * stride + ws) if out_length > 0 else length + 2 * pad

@@ -2,6 +2,9 @@
 
 ``PoolOp`` pools; ``PoolGradOp`` is its gradient in the input; ``MaxPoolGatherOp`` reads
 a tensor at the maxima of max pooling (the gradient of ``PoolGradOp`` in its cotangent).
+With ``output_size`` set, the three pool adaptively instead: output i of d along an
+axis of length n covers [floor(i n / d), ceil((i + 1) n / d)) (``geometry.adaptive_bin_start``
+/ ``adaptive_bin_end``); only the window bounds differ, so every kernel serves both.
 Each one's gradient is another of the three, which is why they share this file. Their
 kernels live at mirrored paths: NumPy in ``pool_numpy`` (``perform``), C in ``c/pool.py``,
 Numba in ``numba/pool.py``, JAX in ``jax/pool.py``. Users call ``dandelion.functional``'s
@@ -38,19 +41,44 @@ def check_pool_params(where, nd, ws, stride, pad, ignore_border, mode):
     return nd, ws, stride, pad, bool(ignore_border), mode
 
 
+def check_output_size(where, nd, output_size):
+    """``output_size`` (an int or ``nd`` ints, each >= 1) as an ``nd``-tuple, with a clear error."""
+    if isinstance(output_size, bool) or not isinstance(output_size, (int, np.integer, tuple, list)):
+        raise TypeError(f"{where}: output_size must be an int or a sequence of {nd} ints, got {output_size!r}")
+    if isinstance(output_size, (tuple, list)) and any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in output_size):
+        raise TypeError(f"{where}: output_size must be an int or a sequence of {nd} ints, got {output_size!r}")
+    return as_int_tuple(where, "output_size", output_size, nd)
+
+
 class PoolParams(ShapeInferringOp):
-    """Base of the pooling Ops: their props and output-shape arithmetic."""
+    """Base of the pooling Ops: their props and output-shape arithmetic.
 
-    __props__ = ("nd", "ws", "stride", "pad", "ignore_border", "mode")
+    ``output_size`` (None, or ``nd`` ints) makes the Op adaptive: the pooled lengths are
+    ``output_size`` whatever the input, and ``ws``, ``stride``, ``pad`` keep their trivial
+    values (build one with ``adaptive``).
+    """
 
-    def __init__(self, nd, ws, stride=None, pad=None, ignore_border=True, mode="max"):
+    __props__ = ("nd", "ws", "stride", "pad", "ignore_border", "mode", "output_size")
+
+    def __init__(self, nd, ws, stride=None, pad=None, ignore_border=True, mode="max", output_size=None):
+        where = type(self).__name__
         pad = (0,) * nd if pad is None else pad
         self.nd, self.ws, self.stride, self.pad, self.ignore_border, self.mode = check_pool_params(
-            type(self).__name__, nd, ws, stride, pad, ignore_border, mode
+            where, nd, ws, stride, pad, ignore_border, mode
         )
+        self.output_size = None if output_size is None else check_output_size(where, nd, output_size)
+        if self.output_size is not None and (self.ws, self.stride, self.pad) != ((1,) * nd, (1,) * nd, (0,) * nd):
+            raise ValueError(f"{where}: an adaptive pool (output_size={self.output_size}) takes no ws, stride or pad, got ws={self.ws}, stride={self.stride}, pad={self.pad}")
+
+    @classmethod
+    def adaptive(cls, nd, output_size, mode="max"):
+        """The adaptive Op: ``output_size`` bins per pooled axis (see ``geometry.adaptive_bin_start``)."""
+        return cls(nd, (1,) * nd, mode=mode, output_size=output_size)
 
     def pooled_spatial(self, spatial):
         """Pooled lengths of ints, PyTensor scalars or ``None`` (unknown)."""
+        if self.output_size is not None:
+            return self.output_size
         return tuple(
             static_length(pool_output_length, n, w, s, p, self.ignore_border)
             for n, w, s, p in zip(spatial, self.ws, self.stride, self.pad)
@@ -66,6 +94,10 @@ class PoolParams(ShapeInferringOp):
         return x
 
     def check_nonempty(self, where, spatial):
+        if self.output_size is not None:
+            if any(n is not None and n < 1 for n in spatial):
+                raise ValueError(f"{where}: adaptive pooling needs every pooled axis non-empty, got spatial shape {tuple(spatial)}")
+            return
         out = self.pooled_spatial(spatial)
         if any(o is not None and o < 1 for o in out):
             raise ValueError(
@@ -102,7 +134,8 @@ class PoolOp(PoolParams, PoolCOp):
 
     Modes: 'max' (padding never wins), 'sum', 'average_inc_pad' (divides by the window
     clipped to the padded input) and 'average_exc_pad' (by the window's input pixels).
-    ``ignore_border=False`` keeps a partial window at the end of an axis.
+    ``ignore_border=False`` keeps a partial window at the end of an axis. Adaptive
+    (``output_size``): pooled shape ``output_size``; both averages divide by the bin's pixels.
     """
 
     def make_node(self, x):
@@ -112,7 +145,10 @@ class PoolOp(PoolParams, PoolCOp):
     def perform(self, node, inputs, output_storage):
         (x,) = inputs
         self.check_nonempty("pool", x.shape[-self.nd :])
-        out = pool_numpy.pool_forward(x, self.nd, self.ws, self.stride, self.pad, self.ignore_border, self.mode)
+        if self.output_size is not None:
+            out = pool_numpy.adaptive_forward(x, self.output_size, self.mode)
+        else:
+            out = pool_numpy.pool_forward(x, self.nd, self.ws, self.stride, self.pad, self.ignore_border, self.mode)
         output_storage[0][0] = np.asarray(out, dtype=node.outputs[0].dtype)
 
     def c_code(self, node, name, inputs, outputs, sub):
@@ -149,7 +185,10 @@ class PoolGradOp(PoolParams, PoolCOp):
 
     def perform(self, node, inputs, output_storage):
         x, gy = inputs
-        out = pool_numpy.pool_backward(x, gy, self.nd, self.ws, self.stride, self.pad, self.ignore_border, self.mode)
+        if self.output_size is not None:
+            out = pool_numpy.adaptive_backward(x, gy, self.output_size, self.mode)
+        else:
+            out = pool_numpy.pool_backward(x, gy, self.nd, self.ws, self.stride, self.pad, self.ignore_border, self.mode)
         output_storage[0][0] = np.asarray(out, dtype=node.outputs[0].dtype)
 
     def c_code(self, node, name, inputs, outputs, sub):
@@ -187,7 +226,10 @@ class MaxPoolGatherOp(PoolParams):
 
     def perform(self, node, inputs, output_storage):
         x, g = inputs
-        out = pool_numpy.max_pool_gather(x, g, self.nd, self.ws, self.stride, self.pad, self.ignore_border)
+        if self.output_size is not None:
+            out = pool_numpy.adaptive_max_gather(x, g, self.output_size)
+        else:
+            out = pool_numpy.max_pool_gather(x, g, self.nd, self.ws, self.stride, self.pad, self.ignore_border)
         output_storage[0][0] = np.asarray(out, dtype=node.outputs[0].dtype)
 
     def output_shapes(self, node, input_shapes):

@@ -15,7 +15,13 @@ import itertools
 
 import numpy as np
 
-from dandelion.ops.geometry import pool_buffer_length, pool_counts, pool_output_length
+from dandelion.ops.geometry import (
+    adaptive_bin_end,
+    adaptive_bin_start,
+    pool_buffer_length,
+    pool_counts,
+    pool_output_length,
+)
 
 
 class Canonical:
@@ -155,3 +161,64 @@ def max_pool_gather(x, g, nd, ws, stride, pad, ignore_border):
     for k, window in enumerate(geo.offsets()):
         out += np.where(index == k, g_buf[window], 0)
     return out.reshape(geo.out_shape())
+
+
+def adaptive_bins(spatial, output_size):
+    """Per output index (row-major): the tuple of per-axis input slices of its bin."""
+    edges = [[slice(adaptive_bin_start(i, n, d), adaptive_bin_end(i, n, d)) for i in range(d)] for n, d in zip(spatial, output_size)]
+    return zip(np.ndindex(*output_size), itertools.product(*edges))
+
+
+def _adaptive_first_max(x_lead, region, bin_slices):
+    """(N,) flat-pixel coordinates (a tuple of index arrays into x_lead) of each bin's first maximum."""
+    n = x_lead.shape[0]
+    flat = np.argmax(region.reshape(n, -1), axis=1)  # argmax returns the first maximum, row-major
+    offsets = np.unravel_index(flat, region.shape[1:])
+    return (np.arange(n),) + tuple(s.start + o for s, o in zip(bin_slices, offsets))
+
+
+def adaptive_forward(x, output_size, mode):
+    """Adaptive pooling of the last ``len(output_size)`` axes of x; averages divide by the bin's pixels."""
+    nd = len(output_size)
+    lead, spatial = x.shape[:-nd], x.shape[-nd:]
+    x2 = x.reshape((-1,) + spatial)
+    out = np.empty((x2.shape[0],) + tuple(output_size), dtype=x.dtype)
+    for o, bin_slices in adaptive_bins(spatial, output_size):
+        region = x2[(slice(None),) + bin_slices]
+        axes = tuple(range(1, nd + 1))
+        if mode == "max":
+            out[(slice(None),) + o] = region.max(axis=axes)
+        else:
+            total = region.sum(axis=axes)
+            out[(slice(None),) + o] = total if mode == "sum" else total / region[0].size
+    return out.reshape(lead + tuple(output_size))
+
+
+def adaptive_backward(x, gy, output_size, mode):
+    """Gradient of ``adaptive_forward`` in x for the cotangent gy: max to each bin's first maximum."""
+    nd = len(output_size)
+    spatial = x.shape[-nd:]
+    x2 = x.reshape((-1,) + spatial)
+    gy2 = gy.reshape((x2.shape[0],) + tuple(output_size))
+    grad = np.zeros(x2.shape, dtype=gy.dtype)
+    for o, bin_slices in adaptive_bins(spatial, output_size):
+        g = gy2[(slice(None),) + o]
+        if mode == "max":
+            # one pixel per row of N: the fancy-indexed += adds no duplicate
+            grad[_adaptive_first_max(x2, x2[(slice(None),) + bin_slices], bin_slices)] += g
+        else:
+            region = grad[(slice(None),) + bin_slices]
+            share = g if mode == "sum" else g / region[0].size
+            region += share.reshape((-1,) + (1,) * nd)
+    return grad.reshape(x.shape)
+
+
+def adaptive_max_gather(x, g, output_size):
+    """``g`` read at the first maximum of every adaptive bin of x (the adjoint of its max gradient)."""
+    nd = len(output_size)
+    lead, spatial = x.shape[:-nd], x.shape[-nd:]
+    x2, g2 = x.reshape((-1,) + spatial), g.reshape((-1,) + spatial)
+    out = np.empty((x2.shape[0],) + tuple(output_size), dtype=g.dtype)
+    for o, bin_slices in adaptive_bins(spatial, output_size):
+        out[(slice(None),) + o] = g2[_adaptive_first_max(x2, x2[(slice(None),) + bin_slices], bin_slices)]
+    return out.reshape(lead + tuple(output_size))

@@ -8,15 +8,16 @@ the same rules: max pooling ignores padding and routes each gradient to the firs
 maximum of its window in row-major window order; ``average_inc_pad`` divides by the
 window clipped to the padded input, ``average_exc_pad`` by its input pixels.
 The window geometry is compiled in as constants (one small module per configuration);
-the pooled lengths are generated from ``geometry.pool_output_length``.
+the pooled lengths are generated from ``geometry.pool_output_length``, and an adaptive
+Op's bin bounds from ``geometry.adaptive_bin_start`` / ``adaptive_bin_end``.
 """
 
 from __future__ import annotations
 
 from dandelion.ops.c.expr import SUPPORT_CODE, CExpr
-from dandelion.ops.geometry import pool_output_length
+from dandelion.ops.geometry import adaptive_bin_end, adaptive_bin_start, pool_output_length
 
-C_CODE_VERSION = (2,)
+C_CODE_VERSION = (3,)
 
 
 def support_code():
@@ -29,9 +30,14 @@ def _geometry(op, x, where, fail):
     ws = (1,) * extra + tuple(op.ws)
     st = (1,) * extra + tuple(op.stride)
     pd = (0,) * extra + tuple(op.pad)
-    lengths = " ".join(
-        f"ot[{a}] = {pool_output_length(CExpr(f'sp[{a}]'), ws[a], st[a], pd[a], op.ignore_border)};" for a in range(3)
-    )
+    if op.output_size is not None:
+        # adaptive: fixed pooled lengths; an empty axis would leave bins without pixels
+        sizes = (1,) * extra + tuple(op.output_size)
+        lengths = " ".join(f"ot[{a}] = {sizes[a]}; if (sp[{a}] < 1) ot[{a}] = 0;" for a in range(3))
+    else:
+        lengths = " ".join(
+            f"ot[{a}] = {pool_output_length(CExpr(f'sp[{a}]'), ws[a], st[a], pd[a], op.ignore_border)};" for a in range(3)
+        )
     return f"""
     const int nd = {op.nd};
     const int ndim = PyArray_NDIM({x});
@@ -44,26 +50,35 @@ def _geometry(op, x, where, fail):
     {lengths}
     for (int a = 0; a < 3; ++a) {{
         if (ot[a] < 1) {{
-            PyErr_SetString(PyExc_ValueError, "{where}: window larger than the padded input with ignore_border=True");
+            PyErr_SetString(PyExc_ValueError, "{where}: window larger than the padded input with ignore_border=True (or an empty axis)");
             {fail}
         }}
     }}
     """
 
 
-def _windows(body):
+def _bounds(op, axis, index, lo, hi, count):
+    """C declarations of output ``index``'s input range [lo, hi) on ``axis`` and its divisor incl. padding."""
+    if op.output_size is not None:
+        args = (CExpr(index), CExpr(f"sp[{axis}]"), CExpr(f"ot[{axis}]"))
+        return f"npy_intp {lo} = {adaptive_bin_start(*args)}, {hi} = {adaptive_bin_end(*args)}, {count} = {hi} - {lo};"
+    a, s = axis, f"s{lo[0]}"
+    return (
+        f"npy_intp {s} = {index} * st[{a}] - pd[{a}], {lo} = {s} < 0 ? 0 : {s}, {hi} = {s} + ws[{a}] < sp[{a}] ? {s} + ws[{a}] : sp[{a}];\n"
+        f"        npy_intp {count} = ({s} + ws[{a}] < sp[{a}] + pd[{a}] ? {s} + ws[{a}] : sp[{a}] + pd[{a}]) - {s};"
+    )
+
+
+def _windows(op, body):
     """Loop over every output (b, i, j, k) with its clipped window [d0, d1) x [h0, h1) x [w0, w1)."""
     return f"""
     for (npy_intp b = 0; b < n; ++b)
     for (npy_intp i = 0; i < ot[0]; ++i) {{
-        npy_intp sd = i * st[0] - pd[0], d0 = sd < 0 ? 0 : sd, d1 = sd + ws[0] < sp[0] ? sd + ws[0] : sp[0];
-        npy_intp cd = (sd + ws[0] < sp[0] + pd[0] ? sd + ws[0] : sp[0] + pd[0]) - sd;
+        {_bounds(op, 0, "i", "d0", "d1", "cd")}
         for (npy_intp j = 0; j < ot[1]; ++j) {{
-            npy_intp sh = j * st[1] - pd[1], h0 = sh < 0 ? 0 : sh, h1 = sh + ws[1] < sp[1] ? sh + ws[1] : sp[1];
-            npy_intp ch = (sh + ws[1] < sp[1] + pd[1] ? sh + ws[1] : sp[1] + pd[1]) - sh;
+            {_bounds(op, 1, "j", "h0", "h1", "ch")}
             for (npy_intp k = 0; k < ot[2]; ++k) {{
-                npy_intp sw = k * st[2] - pd[2], w0 = sw < 0 ? 0 : sw, w1 = sw + ws[2] < sp[2] ? sw + ws[2] : sp[2];
-                npy_intp cw = (sw + ws[2] < sp[2] + pd[2] ? sw + ws[2] : sp[2] + pd[2]) - sw;
+                {_bounds(op, 2, "k", "w0", "w1", "cw")}
                 npy_intp o = ((b * ot[0] + i) * ot[1] + j) * ot[2] + k;
                 (void)cd; (void)ch; (void)cw;
                 {body}
@@ -135,7 +150,7 @@ def pool_forward_c(op, node, name, inputs, outputs, sub):
     {_ensure_output(z, "ndim", "oshape", typenum, release + fail)}
     const {xt}* xp = (const {xt}*)PyArray_DATA(xc);
     {zt}* zp = ({zt}*)PyArray_DATA({z});
-    {_windows(body)}
+    {_windows(op, body)}
     Py_DECREF(xc);
     }}
     """
@@ -174,7 +189,7 @@ def pool_backward_c(op, node, name, inputs, outputs, sub):
     const {gt}* gp = (const {gt}*)PyArray_DATA(gc);
     {zt}* zp = ({zt}*)PyArray_DATA({z});
     memset(zp, 0, PyArray_NBYTES({z}));
-    {_windows(body)}
+    {_windows(op, body)}
     {release}
     }}
     """

@@ -1,7 +1,9 @@
 """JAX implementations of the pooling Op family (``dandelion.ops.pool``).
 
 Pooling is ``jax.lax.reduce_window``; gradients are ``jax.vjp`` / ``jax.jvp`` of it, or
-reshaping for windows that tile the input.
+reshaping for windows that tile the input. Adaptive pooling (``output_size``) has static
+bins under tracing: sums are per-axis slice sums, maxima a ``reduce_window`` over the input
+with every pixel repeated (see ``make_jax_adaptive_pool``).
 
 Shapes are static under JAX tracing, so the average-pooling divisors are NumPy
 constants computed from the traced shape.
@@ -13,11 +15,19 @@ import jax
 import numpy as np
 from pytensor.link.jax.dispatch import jax_funcify
 
-from dandelion.ops.geometry import pool_buffer_length, pool_counts, pool_output_length
+from dandelion.ops.geometry import (
+    adaptive_bin_end,
+    adaptive_bin_start,
+    pool_buffer_length,
+    pool_counts,
+    pool_output_length,
+)
 from dandelion.ops.pool import MaxPoolGatherOp, PoolGradOp, PoolOp
 
 
 def make_jax_pool(op):
+    if op.output_size is not None:
+        return make_jax_adaptive_pool(op)
     nd = op.nd
 
     def pool(x):
@@ -42,9 +52,41 @@ def make_jax_pool(op):
     return pool
 
 
+def make_jax_adaptive_pool(op):
+    """Adaptive pooling with the bins of ``geometry.adaptive_bin_start`` / ``adaptive_bin_end``.
+
+    Max: with every pixel repeated d times along an axis of length n, window i of size n
+    (stride n) covers exactly the pixels of bin i, so one ``reduce_window`` pools, and its
+    pullback (select-and-scatter) picks each bin's first maximum as the other kernels do.
+    Repeating would count shared pixels twice in a sum, so sums and averages reduce one
+    slice per bin and axis instead (d slices per axis, separable).
+    """
+    nd, size = op.nd, op.output_size
+
+    def pool(x):
+        lead, spatial = x.shape[:-nd], x.shape[-nd:]
+        if op.mode == "max":
+            for axis, d in enumerate(size):
+                x = jax.numpy.repeat(x, d, axis=len(lead) + axis)
+            dims = (1,) * len(lead) + tuple(spatial)
+            return jax.lax.reduce_window(x, np.array(-np.inf, dtype=x.dtype), jax.lax.max, dims, dims, "VALID")
+        for axis, (n, d) in enumerate(zip(spatial, size)):
+            at = len(lead) + axis
+            pieces = []
+            for i in range(d):
+                start, end = adaptive_bin_start(i, n, d), adaptive_bin_end(i, n, d)
+                piece = jax.lax.slice_in_dim(x, start, end, axis=at).sum(axis=at)
+                # an average divides by the bin's pixels: the product of its per-axis lengths
+                pieces.append(piece if op.mode == "sum" else piece / np.asarray(end - start, dtype=x.dtype))
+            x = jax.numpy.stack(pieces, axis=at)
+        return x
+
+    return pool
+
+
 def tiles(op):
     """Whether windows tile the input (stride == ws, no padding, ignore_border): gradients by reshaping."""
-    return op.ignore_border and tuple(op.stride) == tuple(op.ws) and not any(op.pad)
+    return op.output_size is None and op.ignore_border and tuple(op.stride) == tuple(op.ws) and not any(op.pad)
 
 
 def make_tiled_pool_grad(op):

@@ -2,7 +2,7 @@
 
 Each Op's function computes the canonical (N, D, H, W) geometry, allocates the output and
 calls one of the C callbacks of ``pool_cfuncs``. Pooled lengths come from
-``geometry.pool_output_length`` itself, jitted.
+``geometry.pool_output_length`` itself, jitted (an adaptive Op's are its ``output_size``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ def make_geometry(ndim, nd, op):
     """njit ``geometry(shape) -> (params, pooled_shape)`` for an ndim array pooled on its last ``nd`` axes."""
     ws, st, pad, mode = canonical_params(op)
     ignore_border = op.ignore_border
+    adaptive = op.output_size is not None
+    # the pooled lengths of an adaptive Op, leading 1 for unpooled axes (unused otherwise)
+    sizes = (1,) * (3 - nd) + (op.output_size if adaptive else (1,) * nd)
 
     @numba_basic.numba_njit
     def geometry(shape):
@@ -47,12 +50,17 @@ def make_geometry(ndim, nd, op):
         pooled = shape
         for axis in range(3):
             p[1 + axis] = spatial[axis]
-            length = pooled_length(spatial[axis], ws[axis], st[axis], pad[axis], ignore_border)
+            if adaptive:
+                # an empty axis leaves bins without pixels: reported as a window too large
+                length = sizes[axis] if spatial[axis] > 0 else 0
+            else:
+                length = pooled_length(spatial[axis], ws[axis], st[axis], pad[axis], ignore_border)
             p[4 + axis] = length
             p[7 + axis], p[10 + axis], p[13 + axis] = ws[axis], st[axis], pad[axis]
             if axis >= 3 - nd:
                 pooled = tuple_setitem(pooled, ndim - 3 + axis, length)
         p[16] = mode
+        p[17] = adaptive
         return p, pooled
 
     return geometry

@@ -1,13 +1,15 @@
 """Numba pooling kernels on the canonical (N, D, H, W) layout (see ``dandelion.ops.pool_numpy``).
 
-One compiled loop nest serves 1-, 2- and 3-D pooling; window sizes, strides, pads and
-the mode are run-time arguments. Kernels write into the caller's (C-contiguous) output
+One compiled loop nest serves 1-, 2- and 3-D pooling, windowed or adaptive; window
+sizes, strides, pads, the mode and the adaptive flag are run-time arguments. Kernels write into the caller's (C-contiguous) output
 buffer through flat indices. Mode codes follow ``dandelion.ops.pool.MODE_CODES``.
 """
 
 from __future__ import annotations
 
 from pytensor.link.numba.dispatch import basic as numba_basic
+
+from dandelion.ops.geometry import adaptive_bin_end, adaptive_bin_start
 
 MAX, SUM, AVERAGE_INC_PAD, AVERAGE_EXC_PAD = 0, 1, 2, 3
 # what ``each_window`` does per window
@@ -20,6 +22,19 @@ def window(i, n, w, s, p):
     start = i * s - p
     padded_end = min(start + w, n + p)
     return max(start, 0), min(start + w, n), padded_end - start
+
+
+bin_start = numba_basic.numba_njit(adaptive_bin_start)
+bin_end = numba_basic.numba_njit(adaptive_bin_end)
+
+
+@numba_basic.numba_njit
+def bounds(adaptive, i, n, o, w, s, p):
+    """``window`` of output ``i`` of ``o``, or its adaptive bin (whose divisor is its pixel count)."""
+    if adaptive:
+        start, end = bin_start(i, n, o), bin_end(i, n, o)
+        return start, end, end - start
+    return window(i, n, w, s, p)
 
 
 @numba_basic.numba_njit
@@ -59,7 +74,7 @@ def divisor(mode, padded_count, d0, d1, h0, h1, w0, w1):
 
 
 @numba_basic.numba_njit(boundscheck=False)
-def each_window(x_shape, out_spatial, ws, st, pad, kind, xf, bf, of, mode):
+def each_window(x_shape, out_spatial, ws, st, pad, adaptive, kind, xf, bf, of, mode):
     """Runs the ``kind`` visit (``FORWARD``, ``BACKWARD``, ``GATHER``) for every output ``o``
     (flat index) with its window clipped to the input, in output order.
 
@@ -70,12 +85,12 @@ def each_window(x_shape, out_spatial, ws, st, pad, kind, xf, bf, of, mode):
     od, oh, ow = out_spatial
     for b in range(n):
         for i in range(od):
-            d0, d1, cd = window(i, dd, ws[0], st[0], pad[0])
+            d0, d1, cd = bounds(adaptive, i, dd, od, ws[0], st[0], pad[0])
             for j in range(oh):
-                h0, h1, ch = window(j, hh, ws[1], st[1], pad[1])
+                h0, h1, ch = bounds(adaptive, j, hh, oh, ws[1], st[1], pad[1])
                 row = ((b * od + i) * oh + j) * ow
                 for k in range(ow):
-                    w0, w1, cw = window(k, ww, ws[2], st[2], pad[2])
+                    w0, w1, cw = bounds(adaptive, k, ww, ow, ws[2], st[2], pad[2])
                     args = (xf, bf, of, row + k, b * dd, hh, ww, d0, d1, h0, h1, w0, w1, cd * ch * cw, mode)
                     if kind == FORWARD:
                         forward_visit(*args)
@@ -113,21 +128,21 @@ def gather_visit(xf, gf, of, o, base, hh, ww, d0, d1, h0, h1, w0, w1, padded_cou
 
 
 @numba_basic.numba_njit
-def pool_forward(x, out, ws, st, pad, mode):
+def pool_forward(x, out, ws, st, pad, adaptive, mode):
     out_spatial = (out.shape[1], out.shape[2], out.shape[3])
     xf = x.reshape(-1)
-    each_window(x.shape, out_spatial, ws, st, pad, FORWARD, xf, xf, out.reshape(-1), mode)
+    each_window(x.shape, out_spatial, ws, st, pad, adaptive, FORWARD, xf, xf, out.reshape(-1), mode)
 
 
 @numba_basic.numba_njit
-def pool_backward(x, gy, gx, ws, st, pad, mode):
+def pool_backward(x, gy, gx, ws, st, pad, adaptive, mode):
     gxf = gx.reshape(-1)
     gxf[:] = 0
     out_spatial = (gy.shape[1], gy.shape[2], gy.shape[3])
-    each_window(x.shape, out_spatial, ws, st, pad, BACKWARD, x.reshape(-1), gy.reshape(-1), gxf, mode)
+    each_window(x.shape, out_spatial, ws, st, pad, adaptive, BACKWARD, x.reshape(-1), gy.reshape(-1), gxf, mode)
 
 
 @numba_basic.numba_njit
-def max_pool_gather(x, g, out, ws, st, pad):
+def max_pool_gather(x, g, out, ws, st, pad, adaptive):
     out_spatial = (out.shape[1], out.shape[2], out.shape[3])
-    each_window(x.shape, out_spatial, ws, st, pad, GATHER, x.reshape(-1), g.reshape(-1), out.reshape(-1), MAX)
+    each_window(x.shape, out_spatial, ws, st, pad, adaptive, GATHER, x.reshape(-1), g.reshape(-1), out.reshape(-1), MAX)
