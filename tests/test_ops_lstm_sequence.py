@@ -1,4 +1,4 @@
-"""The fused LSTM Op (``dandelion.ops.lstm_sequence``): values against the NumPy reference
+"""The fused LSTM Op (``dandelion.ops.lstm``): values against the NumPy reference
 loop, gradients against finite differences, the module's fused path against its scan
 path (clipping, masks, backward, learned init), shape inference and bad input.
 
@@ -18,6 +18,7 @@ from pytensor.graph.traversal import apply_ancestors
 from pytensor.scan.op import Scan
 
 from dandelion.module import LSTM
+from dandelion.ops.numba.lstm_kernels import rational_tanh
 from tests import recurrent_reference as ref
 from tests.helpers import PY_MODE, assert_close, compile_fn
 from tests.op_harness import (
@@ -298,8 +299,6 @@ def test_second_derivative_is_reported_as_not_implemented():
 
 def test_numba_float32_tanh_approximation_is_accurate():
     """The float32 Numba kernels' rational tanh against NumPy's, across and beyond its clamp."""
-    from dandelion.ops.numba.lstm_sequence_kernels import rational_tanh
-
     x = np.concatenate([np.linspace(-12, 12, 4001), [-1e4, -9.0, -1e-6, 0.0, 1e-6, 9.0, 1e4]])
     approx = np.array([rational_tanh.py_func(float(v)) for v in x])
     np.testing.assert_allclose(approx, np.tanh(x), rtol=0, atol=3e-8)
