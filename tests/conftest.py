@@ -47,6 +47,23 @@ def pytest_addoption(parser):
             "Compiled code is never unloaded, so one pytest run per backend bounds each worker's memory."
         ),
     )
+    parser.addoption(
+        "--shard",
+        default="1/1",
+        help="K/N: run the K-th of N interleaved shares of the test files (sorted by path); bounds memory as --backends does",
+    )
+
+
+def selected_shard(config):
+    """(k, n) from ``--shard K/N``, checked."""
+    option = config.getoption("--shard")
+    try:
+        k, n = (int(part) for part in option.split("/"))
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise pytest.UsageError(f"--shard: expected K/N with 1 <= K <= N, got {option!r}")
+    return k, n
 
 
 def selected_backends(config):
@@ -82,6 +99,7 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
+    _keep_shard(config, items)
     names = selected_backends(config)
     keep_free, keep_compiled = NO_BACKEND in names, len(names) > (NO_BACKEND in names)
     if keep_free and keep_compiled:
@@ -95,6 +113,17 @@ def pytest_collection_modifyitems(config, items):
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept
+
+
+def _keep_shard(config, items):
+    k, n = selected_shard(config)
+    if n == 1:
+        return
+    files = sorted({str(item.path) for item in items})
+    mine = {path for index, path in enumerate(files) if index % n == k - 1}
+    kept = [item for item in items if str(item.path) in mine]
+    config.hook.pytest_deselected(items=[item for item in items if str(item.path) not in mine])
+    items[:] = kept
 
 
 @pytest.fixture(scope="module")
