@@ -148,6 +148,17 @@ def collision_free_name_generator(external_names=(), suffix_sep="_"):
 _OUTPUT_DTYPE_KEY = "dandelion_reduce_in_output_dtype"
 
 
+class _AccumulatingIn:
+    """A ``CAReduce`` seen with another ``acc_dtype``, for PyTensor's JAX conversion, which reads attributes only."""
+
+    def __init__(self, op, acc_dtype):
+        self._op = op
+        self.acc_dtype = acc_dtype
+
+    def __getattr__(self, name):
+        return getattr(self._op, name)
+
+
 def _register_jax_reduce_in_output_dtype():
     from pytensor.link.jax.dispatch.basic import jax_funcify
     from pytensor.tensor.elemwise import CAReduce
@@ -158,10 +169,14 @@ def _register_jax_reduce_in_output_dtype():
 
     def careduce(op, node=None, **kwargs):
         in_output_dtype = kwargs.pop(_OUTPUT_DTYPE_KEY, False)
-        reduce = pytensor_impl(op, node=node, **kwargs)
         if not in_output_dtype or node is None:
-            return reduce
+            return pytensor_impl(op, node=node, **kwargs)
         dtype = node.outputs[0].dtype
+        if dtype.startswith("float"):
+            # Accumulating in the output dtype itself: a cast to float64 and back
+            # after the reduction would leave float64 in a float32 model's program.
+            op = _AccumulatingIn(op, dtype)
+        reduce = pytensor_impl(op, node=node, **kwargs)
 
         def reduce_in_output_dtype(x):
             return reduce(x).astype(dtype)

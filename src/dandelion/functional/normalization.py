@@ -11,6 +11,7 @@ import numbers
 
 import pytensor.tensor as pt
 
+from dandelion._scalars import scalar_like
 from dandelion.ops.axis_sum import axes_length, broadcast_over, sum_over
 
 NORMALIZE_MODES = ("high_mem", "low_mem")
@@ -75,7 +76,8 @@ def running_average(running, batch, alpha):
     """
     running = pt.as_tensor_variable(running)
     batch = pt.as_tensor_variable(batch)
-    updated = ((1 - alpha) * running + alpha * batch).astype(running.dtype)
+    keep, take = scalar_like(1 - alpha, running.dtype), scalar_like(alpha, running.dtype)
+    updated = (keep * running + take * batch).astype(running.dtype)
     return pt.switch(pt.isfinite(batch), updated, running)
 
 

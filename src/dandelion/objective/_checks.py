@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytensor.tensor as pt
 
 from dandelion.ops.index_bounds import check_index_bounds
@@ -89,8 +88,3 @@ def class_weighted(where, values, class_weight):
     return values * class_weight.astype(values.dtype)
 
 
-def scalar_like(value, dtype):
-    """A Python number as a constant of ``dtype`` (a float64 constant would upcast), a tensor cast."""
-    if isinstance(value, pt.TensorVariable):
-        return pt.cast(value, dtype)
-    return np.asarray(value, dtype=dtype)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 
-from dandelion.objective._checks import align_targets, as_tensor, class_axis_targets, scalar_like
+from dandelion._scalars import scalar_like
+from dandelion.objective._checks import align_targets, as_tensor, class_axis_targets
 
 
 def binary_hinge_loss(predictions, targets, delta=1, log_odds=None, binary=True):

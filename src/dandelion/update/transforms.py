@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import pytensor.tensor as pt
 
+from dandelion._scalars import scalar_like
 from dandelion.update.schedules import Schedule, scheduled_rate
 from dandelion.update.state import param_label, step_counter, zeros_like_param
 
@@ -36,7 +37,7 @@ def descend(params, directions, learning_rate, state_updates=(), optimizer=None)
         learning_rate = scheduled_rate(learning_rate, counter)
     updates = OrderedDict()
     for param, direction in zip(params, directions):
-        updates[param] = pt.cast(param - learning_rate * direction, param.dtype)
+        updates[param] = pt.cast(param - scalar_like(learning_rate, param.dtype) * direction, param.dtype)
     updates.update(state_updates)
     return updates
 
@@ -47,14 +48,23 @@ def _as_dtype(expression, variable):
     return pt.cast(expression, variable.dtype)
 
 
+def _weights(coefficient, variable):
+    """``coefficient`` and ``1 - coefficient`` (a moving average's weights) in ``variable``'s dtype."""
+    return scalar_like(coefficient, variable.dtype), scalar_like(1 - coefficient, variable.dtype)
+
+
 def scale_by_rms(optimizer, params, grads, rho, epsilon):
     """``g / sqrt(r + epsilon)`` with r a running average of g^2 (RMSProp), or their sum (Adagrad, ``rho=None``)."""
     directions, updates = [], OrderedDict()
     for index, (param, grad) in enumerate(zip(params, grads)):
         accu = zeros_like_param(optimizer, "accu", param, index)
-        accu_new = accu + grad**2 if rho is None else rho * accu + (1 - rho) * grad**2
+        if rho is None:
+            accu_new = accu + grad**2
+        else:
+            keep, take = _weights(rho, accu)
+            accu_new = keep * accu + take * grad**2
         updates[accu] = _as_dtype(accu_new, accu)
-        directions.append(grad / pt.sqrt(accu_new + epsilon))
+        directions.append(grad / pt.sqrt(accu_new + scalar_like(epsilon, accu.dtype)))
     return directions, updates
 
 
@@ -64,10 +74,12 @@ def scale_by_delta_ratio(optimizer, params, grads, rho, epsilon):
     for index, (param, grad) in enumerate(zip(params, grads)):
         accu = zeros_like_param(optimizer, "accu", param, index)
         delta_accu = zeros_like_param(optimizer, "delta_accu", param, index)
-        accu_new = rho * accu + (1 - rho) * grad**2
-        direction = grad * pt.sqrt(delta_accu + epsilon) / pt.sqrt(accu_new + epsilon)
+        keep, take = _weights(rho, accu)
+        eps = scalar_like(epsilon, accu.dtype)
+        accu_new = keep * accu + take * grad**2
+        direction = grad * pt.sqrt(delta_accu + eps) / pt.sqrt(accu_new + eps)
         updates[accu] = _as_dtype(accu_new, accu)
-        updates[delta_accu] = _as_dtype(rho * delta_accu + (1 - rho) * direction**2, delta_accu)
+        updates[delta_accu] = _as_dtype(keep * delta_accu + take * direction**2, delta_accu)
         directions.append(direction)
     return directions, updates
 
@@ -85,11 +97,12 @@ def scale_by_adam(optimizer, params, grads, beta1, beta2, epsilon):
     for index, (param, grad) in enumerate(zip(params, grads)):
         m = zeros_like_param(optimizer, "m", param, index)
         v = zeros_like_param(optimizer, "v", param, index)
-        m_t = beta1 * m + (1 - beta1) * grad
-        v_t = beta2 * v + (1 - beta2) * grad**2
+        (keep1, take1), (keep2, take2) = _weights(beta1, m), _weights(beta2, v)
+        m_t = keep1 * m + take1 * grad
+        v_t = keep2 * v + take2 * grad**2
         updates[m] = _as_dtype(m_t, m)
         updates[v] = _as_dtype(v_t, v)
-        directions.append(correction * m_t / (pt.sqrt(v_t) + epsilon))
+        directions.append(_as_dtype(correction, m) * m_t / (pt.sqrt(v_t) + scalar_like(epsilon, v.dtype)))
     updates[counter] = _as_dtype(t, counter)
     return directions, updates
 
@@ -103,11 +116,12 @@ def scale_by_adamax(optimizer, params, grads, beta1, beta2, epsilon):
     for index, (param, grad) in enumerate(zip(params, grads)):
         m = zeros_like_param(optimizer, "m", param, index)
         u = zeros_like_param(optimizer, "u", param, index)
-        m_t = beta1 * m + (1 - beta1) * grad
-        u_t = pt.maximum(beta2 * u, pt.abs(grad))
+        keep1, take1 = _weights(beta1, m)
+        m_t = keep1 * m + take1 * grad
+        u_t = pt.maximum(scalar_like(beta2, u.dtype) * u, pt.abs(grad))
         updates[m] = _as_dtype(m_t, m)
         updates[u] = _as_dtype(u_t, u)
-        directions.append(correction * m_t / (u_t + epsilon))
+        directions.append(_as_dtype(correction, m) * m_t / (u_t + scalar_like(epsilon, u.dtype)))
     updates[counter] = _as_dtype(t, counter)
     return directions, updates
 
@@ -124,12 +138,13 @@ def add_velocity(optimizer, updates, params, momentum, nesterov):
         if param not in result:
             raise KeyError(f"{optimizer}: parameter {param_label(param, index)!r} has no update to add momentum to")
         velocity = zeros_like_param(optimizer, "velocity", param, index)
+        mu = scalar_like(momentum, velocity.dtype)
         if nesterov:
-            x = momentum * velocity + result[param] - param
+            x = mu * velocity + result[param] - param
             result[velocity] = _as_dtype(x, velocity)
-            result[param] = _as_dtype(momentum * x + result[param], param)
+            result[param] = _as_dtype(mu * x + result[param], param)
         else:
-            x = momentum * velocity + result[param]
+            x = mu * velocity + result[param]
             result[velocity] = _as_dtype(x - param, velocity)
             result[param] = _as_dtype(x, param)
     return result
