@@ -77,11 +77,13 @@ def run(workload, devices, processes, args, cpu=True, half=False):
     """One configuration in fresh processes; returns their merged record (or a failure record)."""
     command = [sys.executable, "-m", "benchmarks.distributed_child", "--workload", workload,
                "--processes", str(processes), "--warmup", str(args.warmup), "--steps", str(args.steps)]
+    cores = sorted(os.sched_getaffinity(0))
+    if processes > 1 and cpu and not args.pin_communication:
+        command += ["--communication-cores", ",".join(map(str, cores))]
     batch = _batch(workload, half)
     if batch:
         command += ["--batch", str(batch)]
     port = _free_port()
-    cores = sorted(os.sched_getaffinity(0))
     children = []
     load_before = _load()
     try:
@@ -120,6 +122,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2, help="rounds of every configuration")
     parser.add_argument("--timeout", type=int, default=600)
     parser.add_argument("--accelerator", action="store_true", help="one process on the devices JAX finds")
+    parser.add_argument("--pin-communication", action="store_true",
+                        help="keep gloo's threads on their process's core (default: free to use every core)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     configs = [(1, 1, False)] if args.accelerator else CPU_CONFIGS

@@ -36,6 +36,9 @@ def merge(workload, devices, processes, half, results, load):
         "samples_per_s": slowest["samples_per_s"], "ms_per_step": slowest["ms_per_step"],
         "ms_per_step_p10": slowest["ms_per_step_p10"], "ms_per_step_p90": slowest["ms_per_step_p90"],
         "cpu_ms_per_step": [r["cpu_ms_per_step"] for r in sorted(results, key=lambda r: r["process_id"])],
+        # The thread that runs the step; the rest is communication (gloo polls while it waits).
+        "main_thread_cpu_ms_per_step": [r.get("main_thread_cpu_ms_per_step")
+                                        for r in sorted(results, key=lambda r: r["process_id"])],
         "all_reduce_ms": max((r["all_reduce_ms"] for r in results if r.get("all_reduce_ms") is not None), default=None),
         "gradient_floats": slowest.get("gradient_floats"),
         "threads": [r["threads"] for r in results], "affinity": [r["affinity"] for r in results],
@@ -109,6 +112,9 @@ def table(records):
             continue
         typical = sorted(good, key=lambda r: r["ms_per_step"])[len(good) // 2]
         cpu = " / ".join(f"{c:.1f}" for c in typical["cpu_ms_per_step"])
+        main = [c for c in typical.get("main_thread_cpu_ms_per_step") or () if c is not None]
+        if main and typical["processes"] > 1:
+            cpu += " (stepping " + " / ".join(f"{c:.1f}" for c in main) + ")"
         ratios = _round_ratios(records, workload, key)
         prefix = "bound " if key[2] else ""
         ratio = "-" if not ratios else prefix + _spread(ratios) + "x"

@@ -62,3 +62,11 @@ def test_table_reports_a_failed_configuration():
     records = [run(1, 1, 100.0), {"workload": "W3", "devices": 2, "processes": 2, "status": "timed out after 9 s"}]
     rows = table(records).splitlines()
     assert rows[-1] == "| W3 | 2 processes x 1 device | timed out after 9 s | - | - | - | - | - | - |"
+
+
+def test_table_splits_a_process_cpu_time_into_stepping_and_the_rest():
+    # gloo polls while a process waits for the other: CPU time that is not the step's
+    results = [dict(process(i, 100.0, 30.0 + i), main_thread_cpu_ms_per_step=20.0 + i) for i in range(2)]
+    rows = table([run(1, 1, 100.0), merge("W4", 1, 2, False, results, (1.0, 1.0))]).splitlines()
+    assert "| 30.0 / 31.0 (stepping 20.0 / 21.0) |" in rows[3]
+    assert "stepping" not in rows[2]  # one process: all of its CPU time is the step's
