@@ -38,7 +38,7 @@ def run_child(workload, framework, mode, args, override=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--workloads", default="W1,W2,W3,W4")
+    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--modes", default="train,inference")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
