@@ -11,9 +11,18 @@ from __future__ import annotations
 import importlib.util
 import os
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+# Two pytest workers share two cores: BLAS thread pools of their own (NumPy's OpenBLAS,
+# SciPy's, which Numba's products call) would oversubscribe them, and an OpenBLAS thread
+# waiting for a core turns a small product into a wait of a time slice (a 128x128 float32
+# product took 31 ms with 2 threads on the loaded machine, 0.11 ms with 1). Read when the
+# libraries load, so before NumPy is imported; a value the user set is kept.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_variable, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 ALL_BACKENDS = ("c", "numba", "jax")
 # "none" stands for the tests that take no ``backend`` argument (they compile nothing
