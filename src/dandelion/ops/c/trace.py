@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numbers
 
+from dandelion.ops.c.expr import CArithmetic
+
 
 class CTrace:
     """Collects the statements of one traced computation over the C type ``ctype``."""
@@ -46,7 +48,7 @@ class CTrace:
         return "".join(f"{indent}{line}\n" for line in self.lines)
 
 
-class CValue:
+class CValue(CArithmetic):
     """A traced scalar: the name of a C local; arithmetic on it appends statements."""
 
     def __init__(self, trace, name):
@@ -57,24 +59,6 @@ class CValue:
         if reflected:
             left, right = right, left
         return self.trace.bind(f"{left} {op} {right}")
-
-    def __add__(self, other):
-        return self._binary("+", other)
-
-    def __radd__(self, other):
-        return self._binary("+", other, reflected=True)
-
-    def __sub__(self, other):
-        return self._binary("-", other)
-
-    def __rsub__(self, other):
-        return self._binary("-", other, reflected=True)
-
-    def __mul__(self, other):
-        return self._binary("*", other)
-
-    def __rmul__(self, other):
-        return self._binary("*", other, reflected=True)
 
     def __neg__(self):
         return self.trace.bind(f"-{self.name}")
