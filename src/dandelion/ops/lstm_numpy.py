@@ -1,10 +1,11 @@
-"""NumPy kernels of the fused LSTM Op and its gradient (the Python/C backends' ``perform``).
+"""NumPy kernels of the fused LSTM Op and its gradient (the Python backend's ``perform``, and
+the C backend's without ``blas__ldflags``).
 
-One loop over time with a BLAS product per step; the cell arithmetic is
-``dandelion.ops.recurrent_cells``'s on (B, H) blocks. ``forward_step`` and
-``backward_step`` take the array namespace, so the JAX kernel runs the same steps
-inside ``lax.scan``. The logistic function is written as ``(1 + tanh(x / 2)) / 2``,
-which equals ``1 / (1 + exp(-x))`` but cannot overflow.
+One loop over time with a BLAS product per step, written into preallocated buffers; the
+cell arithmetic is ``dandelion.ops.recurrent_cells``'s on (B, H) blocks, with in-place
+activations. ``forward_step`` and ``backward_step`` take the array namespace: the JAX
+kernel runs them inside ``lax.scan``. The logistic function is written as
+``(1 + tanh(x / 2)) / 2``, which equals ``1 / (1 + exp(-x))`` but cannot overflow.
 """
 
 from __future__ import annotations
