@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from pytensor.link.c.cmodule import GCC_compiler
 
 from dandelion.ops import lstm_numpy, recurrent_cells
-from dandelion.ops.c import lstm as c_lstm
+from dandelion.ops.c import lstm_kernels
 from dandelion.ops.lstm import LSTMSequenceGradOp, LSTMSequenceOp
 from tests.helpers import assert_close
 
@@ -176,10 +176,10 @@ def test_c_kernel_gradients_match_central_differences(peephole, has_mask):
     n_diff = len(values) - int(has_mask)  # the mask is not differentiable
     grads = fn(*values, d_hs, d_cs)[3 : 3 + n_diff]
     # the gradient Op's outputs: d_gate_input, d_W_hid, [peepholes], d_h0, d_c0; the inputs: gi, W, [peepholes], h0, c0
+    eps = 1e-6
     for k, grad in enumerate(grads):
         for _ in range(2):
             direction = rng.standard_normal(values[k].shape)
-            eps = 1e-6
 
             def loss(sign, k=k, direction=direction):
                 moved = list(values)
@@ -268,11 +268,11 @@ def test_c_kernels_are_traced_from_the_one_cell_definition(monkeypatch):
             calls.append(_name)
             return _original(*args)
 
-        monkeypatch.setattr(c_lstm, name, counted)
-    forward = c_lstm.forward_step_code("float", peephole=True)
-    backward = c_lstm.backward_step_code("double", peephole=False)
+        monkeypatch.setattr(lstm_kernels, name, counted)
+    forward = lstm_kernels.forward_step_code("float", peephole=True)
+    backward = lstm_kernels.backward_step_code("double", peephole=False)
     assert calls == ["lstm_cell", "lstm_cell_backward_factors", "lstm_cell_backward"]
     assert "dl_lstm_sigmoid_float(" in forward and "dl_lstm_tanh_double(" in backward
     # a different cell definition gives different C
-    monkeypatch.setattr(c_lstm, "lstm_cell", lambda a_i, a_f, a_g, a_o, c_prev, *rest: (a_i, a_f, a_g, a_o, c_prev, c_prev))
-    assert "dl_lstm_sigmoid_float(" not in c_lstm.forward_step_code("float", peephole=False)
+    monkeypatch.setattr(lstm_kernels, "lstm_cell", lambda a_i, a_f, a_g, a_o, c_prev, *rest: (a_i, a_f, a_g, a_o, c_prev, c_prev))
+    assert "dl_lstm_sigmoid_float(" not in lstm_kernels.forward_step_code("float", peephole=False)
