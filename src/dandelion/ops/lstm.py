@@ -6,7 +6,8 @@ accumulates ``dW_hid`` one (B, H) x (B, 4H) product per step. This Op runs the f
 loop in one kernel per backend, and its gradient runs the backward recursion once and
 forms ``dW_hid`` as a single product over all T * B rows. The input projection
 ``x @ W_in + b_in`` stays outside, an ordinary PyTensor product with an automatic
-gradient. The kernels: ``lstm_numpy`` (Python/C backends), ``numba/lstm``, ``jax/lstm``.
+gradient. The kernels: ``c/lstm`` (C backend with ``blas__ldflags``), ``lstm_numpy`` (the
+Python backend, and the C backend without BLAS flags), ``numba/lstm``, ``jax/lstm``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pytensor.graph.basic import Apply
 from pytensor.scalar import upcast
 
 from dandelion._compat import ShapeInferringOp
+from dandelion.ops.c.lstm import LSTMBackwardCOp, LSTMForwardCOp
 from dandelion.ops.lstm_numpy import lstm_backward, lstm_forward
 
 WHERE = "lstm_sequence"
@@ -130,7 +132,7 @@ def static_sizes(where, gate_input, W_hid, peepholes, h0, c0, mask):
     return T, B, H
 
 
-class LSTMSequenceOp(LSTMSequenceParams, ShapeInferringOp):
+class LSTMSequenceOp(LSTMSequenceParams, ShapeInferringOp, LSTMForwardCOp):
     """The LSTM of ``steps.lstm_step`` with tanh as hidden activation, over a whole sequence.
 
     Inputs: gate_input (T, B, 4H), W_hid (H, 4H), [w_ci, w_cf, w_co (H,) if peephole],
@@ -211,7 +213,7 @@ class LSTMSequenceOp(LSTMSequenceParams, ShapeInferringOp):
         return result
 
 
-class LSTMSequenceGradOp(LSTMSequenceParams, ShapeInferringOp):
+class LSTMSequenceGradOp(LSTMSequenceParams, ShapeInferringOp, LSTMBackwardCOp):
     """Cotangents of ``LSTMSequenceOp``'s inputs from those of its hs and cs outputs.
 
     Inputs: W_hid (H, 4H), [w_ci, w_cf, w_co (H,)], h0, c0 (B, H), [mask (T, B)], and

@@ -28,15 +28,11 @@ def _source(value):
     return f"((npy_intp){value})"
 
 
-class CExpr:
-    """An integer C expression (``npy_intp``); arithmetic with ints or other ``CExpr`` builds larger ones."""
+class CArithmetic:
+    """``+``, ``-`` and ``*`` (both sides) for a C code builder through its ``_binary(op, other, reflected)``."""
 
-    def __init__(self, code):
-        self.code = code
-
-    def _binary(self, op, other, reflected=False):
-        left, right = (_source(other), self.code) if reflected else (self.code, _source(other))
-        return CExpr(f"({left} {op} {right})")
+    def _binary(self, op, other, reflected=False):  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def __add__(self, other):
         return self._binary("+", other)
@@ -55,6 +51,17 @@ class CExpr:
 
     def __rmul__(self, other):
         return self._binary("*", other, reflected=True)
+
+
+class CExpr(CArithmetic):
+    """An integer C expression (``npy_intp``); arithmetic with ints or other ``CExpr`` builds larger ones."""
+
+    def __init__(self, code):
+        self.code = code
+
+    def _binary(self, op, other, reflected=False):
+        left, right = (_source(other), self.code) if reflected else (self.code, _source(other))
+        return CExpr(f"({left} {op} {right})")
 
     def __floordiv__(self, other):
         return CExpr(f"dl_floordiv({self.code}, {_source(other)})")

@@ -1,0 +1,285 @@
+"""The C source of the fused LSTM kernels, generated from ``dandelion.ops.recurrent_cells``.
+
+``support_code()`` is every kernel for both dtypes and both peephole variants: the step
+functions (one pass over a (B, 4H) block, the per-unit arithmetic traced from the one cell
+definition by ``dandelion.ops.c.trace``) and the drivers that run the loop over time with
+one BLAS product per step (``dandelion.ops.c.lstm`` documents the algorithm). The
+activations are the NumPy kernel's: the logistic as ``0.5 + 0.5 tanh(x / 2)`` (no
+overflow), tanh from libm in float64 and, in float32, the rational approximation the
+Numba kernels use (|error| < 3e-8; libm's scalar ``tanhf`` cannot be vectorised and
+dominated the step).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from dandelion.ops.c.blas import DECLARATIONS, gemm_code
+from dandelion.ops.c.trace import CTrace
+from dandelion.ops.recurrent_cells import lstm_cell, lstm_cell_backward, lstm_cell_backward_factors
+
+# The float32 tanh of ``dandelion.ops.numba.lstm_kernels.rational_tanh`` (same coefficients).
+_ACTIVATIONS = """
+static inline float dl_lstm_tanh_float(float x)
+{
+    x = x > 9.0f ? 9.0f : (x < -9.0f ? -9.0f : x);
+    const float x2 = x * x;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 - 8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return x * p / q;
+}
+
+static inline double dl_lstm_tanh_double(double x) { return tanh(x); }
+
+static inline float dl_lstm_sigmoid_float(float x) { return 0.5f + 0.5f * dl_lstm_tanh_float(0.5f * x); }
+
+static inline double dl_lstm_sigmoid_double(double x) { return 0.5 + 0.5 * dl_lstm_tanh_double(0.5 * x); }
+
+static inline float dl_lstm_clip_float(float x, float b) { return x > b ? b : (x < -b ? -b : x); }
+
+static inline double dl_lstm_clip_double(double x, double b) { return x > b ? b : (x < -b ? -b : x); }
+
+/* Python's repr of a shape tuple, for error messages. */
+static void dl_lstm_shape_repr(char* buf, size_t n, int nd, const npy_intp* dims)
+{
+    size_t used = (size_t)snprintf(buf, n, "(");
+    for (int k = 0; k < nd && used < n; ++k)
+        used += (size_t)snprintf(buf + used, n - used, k ? ", %ld" : "%ld", (long)dims[k]);
+    if (used < n) snprintf(buf + used, n - used, nd == 1 ? ",)" : ")");
+}
+
+/* 0 when ``a`` has shape ``expected``; else a ValueError worded as the Ops' ``perform`` words it. */
+static int dl_lstm_check_shape(const char* where, const char* argument, PyArrayObject* a, int nd, const npy_intp* expected,
+                               npy_intp T, npy_intp B, npy_intp H)
+{
+    int same = PyArray_NDIM(a) == nd;
+    for (int k = 0; same && k < nd; ++k) same = PyArray_DIMS(a)[k] == expected[k];
+    if (same) return 0;
+    char want[96], got[96];
+    dl_lstm_shape_repr(want, sizeof(want), nd, expected);
+    dl_lstm_shape_repr(got, sizeof(got), PyArray_NDIM(a), PyArray_DIMS(a));
+    PyErr_Format(PyExc_ValueError, "%s: %s must have shape %s (T=%ld, B=%ld, H=%ld), got %s", where, argument, want,
+                 (long)T, (long)B, (long)H, got);
+    return -1;
+}
+
+/* A C-contiguous output of the given shape in *z, reused when it already has it. */
+static int dl_lstm_output(PyArrayObject** z, int nd, const npy_intp* dims, int typenum)
+{
+    int reuse = *z != NULL && PyArray_NDIM(*z) == nd && PyArray_IS_C_CONTIGUOUS(*z) && PyArray_TYPE(*z) == typenum;
+    for (int k = 0; reuse && k < nd; ++k) reuse = PyArray_DIMS(*z)[k] == dims[k];
+    if (reuse) return 0;
+    Py_XDECREF(*z);
+    *z = (PyArrayObject*)PyArray_EMPTY(nd, (npy_intp*)dims, typenum, 0);
+    return *z ? 0 : -1;
+}
+"""
+
+_FORWARD_STEP = """
+/* One step's cell over all rows: a (B, 4H) holds the pre-activations and receives the gates. */
+static void dl_lstm_step_@T@_@P@(int B, int H, @T@* a, const @T@* h_prev, const @T@* c_prev_all,
+                                 const @T@* wci, const @T@* wcf, const @T@* wco, const @T@* keep,
+                                 @T@* h_out, @T@* c_out)
+{
+    for (int b = 0; b < B; ++b) {
+        @T@* r = a + (npy_intp)b * 4 * H;
+        const @T@* hp = h_prev + (npy_intp)b * H;
+        const @T@* cp = c_prev_all + (npy_intp)b * H;
+        @T@* __restrict__ ho = h_out + (npy_intp)b * H;
+        @T@* __restrict__ co = c_out + (npy_intp)b * H;
+        @T@* __restrict__ ri = r;
+        @T@* __restrict__ rf = r + H;
+        @T@* __restrict__ rg = r + 2 * H;
+        @T@* __restrict__ ro = r + 3 * H;
+#pragma GCC ivdep
+        for (npy_intp j = 0; j < H; ++j) {
+            const @T@ a_i = ri[j], a_f = rf[j], a_g = rg[j], a_o = ro[j], c_prev = cp[j];
+@LOAD_PEEP@
+@CELL@
+            ri[j] = @I@; rf[j] = @F@; rg[j] = @G@; ro[j] = @O@;
+            co[j] = @C@;
+            ho[j] = @H@;
+        }
+        if (keep != NULL && keep[b] == 0) {
+            /* a skipped step carries the states over (its gates are computed all the same) */
+            memcpy(ho, hp, sizeof(@T@) * H);
+            memcpy(co, cp, sizeof(@T@) * H);
+        }
+    }
+}
+"""
+
+_BACKWARD_STEP = """
+/* One step back over all rows. dh, dc (B, H) hold the cotangents from the later steps and receive
+   those of the previous states, dh only its pass-through part (the GEMM adds dA @ W_hid^T). */
+static void dl_lstm_back_step_@T@_@P@(int B, int H, const @T@* gates, const @T@* c_prev_all, const @T@* c_all,
+                                      const @T@* d_hs, const @T@* d_cs, const @T@* keep,
+                                      const @T@* wci, const @T@* wcf, const @T@* wco, @T@ bound,
+                                      @T@* dh, @T@* dc, @T@* da, @T@* dwci, @T@* dwcf, @T@* dwco)
+{
+    for (int b = 0; b < B; ++b) {
+        const npy_intp o = (npy_intp)b * H, og = 4 * o;
+        const @T@* gr = gates + og;
+        @T@* dr = da + og;
+        if (keep != NULL && keep[b] == 0) {
+            /* a skipped step hands its gradients to the previous state untouched */
+            for (int j = 0; j < H; ++j) {
+                dh[o + j] += d_hs[o + j];
+                dc[o + j] += d_cs[o + j];
+            }
+            memset(dr, 0, sizeof(@T@) * 4 * H);
+            continue;
+        }
+        @T@* dhr = dh + o;
+        @T@* dcr = dc + o;
+        const @T@* dhs = d_hs + o;
+        const @T@* dcs = d_cs + o;
+        const @T@* cpr = c_prev_all + o;
+        const @T@* cr = c_all + o;
+        const @T@* gi_ = gr;
+        const @T@* gf_ = gr + H;
+        const @T@* gg_ = gr + 2 * H;
+        const @T@* go_ = gr + 3 * H;
+        @T@* dri = dr;
+        @T@* drf = dr + H;
+        @T@* drg = dr + 2 * H;
+        @T@* dro = dr + 3 * H;
+#pragma GCC ivdep
+        for (npy_intp j = 0; j < H; ++j) {
+            const @T@ dh_in = dhr[j] + dhs[j], dc_in = dcr[j] + dcs[j];
+            const @T@ i = gi_[j], f = gf_[j], g = gg_[j], o_ = go_[j];
+            const @T@ c_prev = cpr[j], c = cr[j];
+@LOAD_PEEP@
+@BACKWARD@
+@PEEP_SUMS@
+            dri[j] = dl_lstm_clip_@T@(@DA_I@, bound);
+            drf[j] = dl_lstm_clip_@T@(@DA_F@, bound);
+            drg[j] = dl_lstm_clip_@T@(@DA_G@, bound);
+            dro[j] = dl_lstm_clip_@T@(@DA_O@, bound);
+            dcr[j] = @DC_PREV@;
+            dhr[j] = 0;
+        }
+    }
+}
+"""
+
+_DRIVERS = """
+/* gate_input (T, B, 4H), W (H, 4H), peepholes (H,) or NULL, h0 and c0 (B, H), mask (T, B) or NULL;
+   hs, cs (T, B, H), gates (T, B, 4H). */
+static void dl_lstm_forward_@T@(int T, int B, int H, const @T@* gate_input, const @T@* W, const @T@* wci,
+                                const @T@* wcf, const @T@* wco, const @T@* h0, const @T@* c0, const @T@* mask,
+                                @T@* hs, @T@* cs, @T@* gates)
+{
+    const npy_intp step = (npy_intp)B * 4 * H, state = (npy_intp)B * H;
+    for (int t = 0; t < T; ++t) {
+        @T@* a = gates + t * step;
+        const @T@* h_prev = t ? hs + (t - 1) * state : h0;
+        const @T@* c_prev = t ? cs + (t - 1) * state : c0;
+        memcpy(a, gate_input + t * step, sizeof(@T@) * step);
+        dl_lstm_gemm_@T@('N', 'N', B, 4 * H, H, 1, h_prev, H, W, 4 * H, 1, a, 4 * H);
+        const @T@* keep = mask ? mask + (npy_intp)t * B : NULL;
+        if (wci) dl_lstm_step_@T@_1(B, H, a, h_prev, c_prev, wci, wcf, wco, keep, hs + t * state, cs + t * state);
+        else dl_lstm_step_@T@_0(B, H, a, h_prev, c_prev, wci, wcf, wco, keep, hs + t * state, cs + t * state);
+    }
+}
+
+/* Cotangents of the forward inputs from d_hs, d_cs (T, B, H); bound <= 0: no clipping.
+   Outputs d_gate_input (T, B, 4H), dW (H, 4H), dw* (H,) when the peepholes are given, dh0, dc0 (B, H). */
+static void dl_lstm_backward_@T@(int T, int B, int H, const @T@* W, const @T@* wci, const @T@* wcf, const @T@* wco,
+                                 const @T@* h0, const @T@* c0, const @T@* mask, const @T@* hs, const @T@* cs,
+                                 const @T@* gates, const @T@* d_hs, const @T@* d_cs, double grad_clipping,
+                                 @T@* d_gate_input, @T@* dW, @T@* dwci, @T@* dwcf, @T@* dwco, @T@* dh, @T@* dc)
+{
+    const npy_intp step = (npy_intp)B * 4 * H, state = (npy_intp)B * H;
+    const @T@ bound = grad_clipping > 0 ? (@T@)grad_clipping : (@T@)HUGE_VAL;
+    memset(dh, 0, sizeof(@T@) * state);
+    memset(dc, 0, sizeof(@T@) * state);
+    if (wci) {
+        memset(dwci, 0, sizeof(@T@) * H);
+        memset(dwcf, 0, sizeof(@T@) * H);
+        memset(dwco, 0, sizeof(@T@) * H);
+    }
+    for (int t = T - 1; t >= 0; --t) {
+        const @T@* c_prev = t ? cs + (t - 1) * state : c0;
+        const @T@* keep = mask ? mask + (npy_intp)t * B : NULL;
+        @T@* da = d_gate_input + t * step;
+        if (wci)
+            dl_lstm_back_step_@T@_1(B, H, gates + t * step, c_prev, cs + t * state, d_hs + t * state, d_cs + t * state,
+                                    keep, wci, wcf, wco, bound, dh, dc, da, dwci, dwcf, dwco);
+        else
+            dl_lstm_back_step_@T@_0(B, H, gates + t * step, c_prev, cs + t * state, d_hs + t * state, d_cs + t * state,
+                                    keep, wci, wcf, wco, bound, dh, dc, da, dwci, dwcf, dwco);
+        dl_lstm_gemm_@T@('N', 'T', B, H, 4 * H, 1, da, 4 * H, W, 4 * H, 1, dh, H);
+    }
+    if (T == 0) {
+        memset(dW, 0, sizeof(@T@) * (npy_intp)H * 4 * H);
+        return;
+    }
+    dl_lstm_gemm_@T@('T', 'N', H, 4 * H, B, 1, h0, H, d_gate_input, 4 * H, 0, dW, 4 * H);
+    if (T > 1) dl_lstm_gemm_@T@('T', 'N', H, 4 * H, (T - 1) * B, 1, hs, H, d_gate_input + step, 4 * H, 1, dW, 4 * H);
+}
+"""
+
+_PEEP_NAMES = ("w_ci", "w_cf", "w_co")
+_LOAD_PEEP = "            const @T@ w_ci = wci[j], w_cf = wcf[j], w_co = wco[j];"
+
+
+def _fill(template, values):
+    for key, value in values.items():
+        template = template.replace(f"@{key}@", value)
+    return template
+
+
+def forward_step_code(ctype, peephole):
+    """The forward step of one dtype, with the cell traced from ``recurrent_cells.lstm_cell``."""
+    tr = CTrace(ctype, "v")
+    a_i, a_f, a_g, a_o, c_prev = (tr.variable(n) for n in ("a_i", "a_f", "a_g", "a_o", "c_prev"))
+    w_ci, w_cf, w_co = (tr.variable(n) for n in _PEEP_NAMES) if peephole else (None,) * 3
+    peep_i, peep_f = (c_prev * w_ci, c_prev * w_cf) if peephole else (None, None)
+    sigmoid, tanh = tr.function(f"dl_lstm_sigmoid_{ctype}"), tr.function(f"dl_lstm_tanh_{ctype}")
+    i, f, g, o, c, h = lstm_cell(a_i, a_f, a_g, a_o, c_prev, peep_i, peep_f, w_co, sigmoid, tanh, tanh)
+    names = {"I": i.name, "F": f.name, "G": g.name, "O": o.name, "C": c.name, "H": h.name}
+    body = {"CELL": tr.code(), "LOAD_PEEP": _LOAD_PEEP if peephole else "", **names}
+    return _fill(_fill(_FORWARD_STEP, body), {"T": ctype, "P": str(int(peephole))})
+
+
+def backward_step_code(ctype, peephole):
+    """The backward step, traced from ``lstm_cell_backward_factors`` and ``lstm_cell_backward``."""
+    tr = CTrace(ctype, "u")
+    i, f, g, o, c_prev, c, dh_in, dc_in = (tr.variable(n) for n in ("i", "f", "g", "o_", "c_prev", "c", "dh_in", "dc_in"))
+    weights = tuple(tr.variable(n) for n in _PEEP_NAMES) if peephole else (None,) * 3
+    factors = lstm_cell_backward_factors(i, f, g, o, c_prev, c, tr.function(f"dl_lstm_tanh_{ctype}"))
+    da_i, da_f, da_g, da_o, dc_prev = lstm_cell_backward(dh_in, dc_in, *factors, f, *weights)
+    # the peepholes' gradients take the unclipped cotangents, as the NumPy kernel's do
+    sums = (
+        f"            dwci[j] += {da_i.name} * c_prev; dwcf[j] += {da_f.name} * c_prev; dwco[j] += {da_o.name} * c;"
+        if peephole
+        else ""
+    )
+    body = {"BACKWARD": tr.code(), "LOAD_PEEP": _LOAD_PEEP if peephole else "", "PEEP_SUMS": sums}
+    body.update(DA_I=da_i.name, DA_F=da_f.name, DA_G=da_g.name, DA_O=da_o.name, DC_PREV=dc_prev.name)
+    return _fill(_fill(_BACKWARD_STEP, body), {"T": ctype, "P": str(int(peephole))})
+
+
+def support_code():
+    """Every kernel, both dtypes and both peephole variants (one text for every option)."""
+    parts = [DECLARATIONS, gemm_code("dl_lstm"), _ACTIVATIONS]
+    for ctype in ("float", "double"):
+        parts += [forward_step_code(ctype, p) for p in (False, True)]
+        parts += [backward_step_code(ctype, p) for p in (False, True)]
+        parts.append(_fill(_DRIVERS, {"T": ctype}))
+    return "".join(parts)
+
+
+SUPPORT_CODE = support_code()
+# The kernels are generated from recurrent_cells: a change there must not reuse a cached module.
+C_CODE_VERSION = (1, zlib.crc32(SUPPORT_CODE.encode()))
