@@ -25,6 +25,7 @@ POOL_SOURCES = (
     "dandelion.ops.numba.pool",
     "dandelion.ops.numba.pool_cfuncs",
     "dandelion.ops.numba.pool_kernels",
+    "dandelion.ops.numba.pool_tiled",
 )
 
 
