@@ -14,6 +14,7 @@ from pytensor.scan.op import Scan
 
 from dandelion._compat import compile_without_implicit_updates, read_default_update
 from dandelion._workarounds import SCAN_PUSHOUT_TRUNCATED, linker_for
+from dandelion.allocator import keep_freed_buffers
 from dandelion.compile_shapes import ShapeSpecializedFunction, can_specialize, shape_free_inputs
 from dandelion.rollback import with_rollback
 
@@ -127,6 +128,10 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
     attribute to the PyTensor ``Function`` (its ``function``); when nothing needs a
     copy, the PyTensor ``Function`` itself.
 
+    On the C and Numba backends the first call raises glibc's malloc thresholds for the
+    process, so that freed step buffers are reused instead of page-faulted in again
+    (``dandelion.allocator``; ``DANDELION_KEEP_FREED_BUFFERS=0`` opts out).
+
     On JAX, inputs declared without a static shape (``pt.matrix('x')``) are specialised
     like ``jax.jit``: the first call with a new combination of input shapes compiles the
     graph for those shapes (cached), so the result is a ``ShapeSpecializedFunction``.
@@ -154,6 +159,9 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
             return with_rollback(compiled)
 
         return ShapeSpecializedFunction(inputs, outputs, explicit, compile_for)
+    if backend_name(resolved) != "jax":
+        # the C and Numba steps malloc their buffers: reuse them instead of page-faulting (allocator)
+        keep_freed_buffers()
     compiled = compile_without_implicit_updates(inputs, outputs, explicit or None, resolved, **kwargs)
     # A call that raises (x and y of different batch sizes) must leave every shared
     # variable as it was, including those an inplace node had already overwritten.

@@ -13,15 +13,15 @@ from pytensor.link.numba.dispatch import basic as numba_basic
 from dandelion.ops.conv import Conv2dGradFiltersOp, Conv2dGradInputOp, Conv2dOp
 from dandelion.ops.geometry import conv_output_length
 from dandelion.ops.numba.buffers import as_c_buffer
-from dandelion.ops.numba.conv_cfuncs import CONV_SOURCES, N_PARAMS, conv_cfuncs
+from dandelion.ops.numba.conv_cfuncs import CONV_SOURCES, FORWARD, GRAD_FILTERS, GRAD_INPUT, N_PARAMS, conv_cfuncs
 from dandelion.ops.numba.source_cache import register_numba_op
 
 out_size = numba_basic.numba_njit(conv_output_length)
 
 
 @numba_basic.numba_njit
-def conv_params(x_shape, w_shape, ho, wo, sh, sw, ph, pw, dh, dw, groups, flip):
-    """The int64 parameter vector of ``dandelion.ops.numba.conv_cfuncs``."""
+def conv_params(x_shape, w_shape, ho, wo, sh, sw, ph, pw, dh, dw, groups, flip, kernel):
+    """The int64 parameter vector of ``dandelion.ops.numba.conv_cfuncs`` (``kernel``: its ``FORWARD``, ...)."""
     p = np.empty(N_PARAMS, dtype=np.int64)
     for i in range(4):
         p[i] = x_shape[i]
@@ -30,20 +30,20 @@ def conv_params(x_shape, w_shape, ho, wo, sh, sw, ph, pw, dh, dw, groups, flip):
     p[10], p[11], p[12], p[13], p[14], p[15] = sh, sw, ph, pw, dh, dw
     p[16] = groups
     p[17] = 1 if flip else 0
+    p[18] = kernel
     return p
 
 
-def _setup(op, node, kernel_index):
+def _setup(op, node):
     """Output dtype, C-buffer converters of the two array inputs, the callback, and the props."""
     dtype = np.dtype(node.outputs[0].dtype)
     buffers = tuple(as_c_buffer(node.inputs[i].dtype, dtype) for i in (0, 1))
-    kernel = conv_cfuncs(dtype.name)[kernel_index]
-    return dtype, buffers, kernel, (*op.stride, *op.pad, *op.dilation, op.num_groups, op.flip)
+    return dtype, buffers, conv_cfuncs(dtype.name), (*op.stride, *op.pad, *op.dilation, op.num_groups, op.flip)
 
 
 @register_numba_op(Conv2dOp, CONV_SOURCES)
 def numba_funcify_Conv2dOp(op, node, **kwargs):
-    dtype, (x_buffer, w_buffer), forward, (sh, sw, ph, pw, dh, dw, groups, flip) = _setup(op, node, 0)
+    dtype, (x_buffer, w_buffer), forward, (sh, sw, ph, pw, dh, dw, groups, flip) = _setup(op, node)
 
     @numba_basic.numba_njit
     def conv2d(x, w):
@@ -55,7 +55,7 @@ def numba_funcify_Conv2dOp(op, node, **kwargs):
         if ho < 1 or wo < 1:
             raise ValueError("conv2d: the padded input is smaller than the dilated filter")
         out = np.empty((xc.shape[0], wc.shape[0], ho, wo), dtype=dtype)
-        params = conv_params(xc.shape, wc.shape, ho, wo, sh, sw, ph, pw, dh, dw, groups, flip)
+        params = conv_params(xc.shape, wc.shape, ho, wo, sh, sw, ph, pw, dh, dw, groups, flip, FORWARD)
         forward(xc.ctypes, wc.ctypes, out.ctypes, params.ctypes)
         return out
 
@@ -69,7 +69,7 @@ def make_adjoint(op, node, kernel_index, shapes, output_is_image, channel_error,
     gives the shapes of the convolution the adjoint belongs to; its output is the image
     (``output_is_image``) or the filters.
     """
-    dtype, (a_buffer, gy_buffer), kernel, (sh, sw, ph, pw, dh, dw, groups, flip) = _setup(op, node, kernel_index)
+    dtype, (a_buffer, gy_buffer), kernel, (sh, sw, ph, pw, dh, dw, groups, flip) = _setup(op, node)
 
     @numba_basic.numba_njit
     def adjoint(a, gy, hw):
@@ -81,7 +81,7 @@ def make_adjoint(op, node, kernel_index, shapes, output_is_image, channel_error,
         if out_size(image[2], filters[2], sh, ph, dh) != ho or out_size(image[3], filters[3], sw, pw, dw) != wo:
             raise ValueError(size_error)
         out = np.empty(image if output_is_image else filters, dtype=dtype)
-        params = conv_params(image, filters, ho, wo, sh, sw, ph, pw, dh, dw, groups, flip)
+        params = conv_params(image, filters, ho, wo, sh, sw, ph, pw, dh, dw, groups, flip, kernel_index)
         kernel(ac.ctypes, gyc.ctypes, out.ctypes, params.ctypes)
         return out
 
@@ -99,7 +99,7 @@ def numba_funcify_Conv2dGradInputOp(op, node, **kwargs):
     return make_adjoint(
         op,
         node,
-        1,
+        GRAD_INPUT,
         shapes,
         True,
         "conv2d_grad_input: output_grad channels disagree with filters.shape[0]",
@@ -119,7 +119,7 @@ def numba_funcify_Conv2dGradFiltersOp(op, node, **kwargs):
     return make_adjoint(
         op,
         node,
-        2,
+        GRAD_FILTERS,
         shapes,
         False,
         "conv2d_grad_filters: input and output_grad disagree in batch size or groups",

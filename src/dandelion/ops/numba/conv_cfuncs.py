@@ -7,7 +7,7 @@ symbol name and declared to callers as an external function: a new configuration
 only its thin wrapper, and the wrapper stays cacheable on disk (a raw function pointer
 would be a "dynamic global" and disable PyTensor's Numba cache). Arrays cross as
 C-contiguous buffers plus an int64 parameter vector:
-``[B, C, H, W, O, Cg, kh, kw, H_out, W_out, sh, sw, ph, pw, dh, dw, groups, flip]``.
+``[B, C, H, W, O, Cg, kh, kw, H_out, W_out, sh, sw, ph, pw, dh, dw, groups, flip, kernel]``.
 
 Their on-disk cache is keyed on the source of ``CONV_SOURCES`` (``source_cache``).
 """
@@ -22,7 +22,7 @@ from dandelion.ops.numba.callbacks import export
 from dandelion.ops.numba.conv_kernels import conv2d_forward, conv2d_grad_filters, conv2d_grad_input
 from dandelion.ops.numba.source_cache import source_cfunc
 
-N_PARAMS = 18
+N_PARAMS = 19
 
 # The modules whose source the convolution's compiled Numba code depends on.
 CONV_SOURCES = (
@@ -35,38 +35,33 @@ CONV_SOURCES = (
 )
 
 
+FORWARD, GRAD_INPUT, GRAD_FILTERS = 0, 1, 2
+
+
 @cache
 def conv_cfuncs(dtype_name):
-    """(forward, grad_input, grad_filters) external functions for ``dtype_name`` ('float32' or 'float64').
+    """The one external function of the family for ``dtype_name`` ('float32' or 'float64').
 
-    Compiles (or loads from Numba's cache) the callbacks and registers their symbols;
-    must run before any cached wrapper calling them is loaded, hence in funcify.
+    One callback serves the three Ops, picked by the parameter vector's last entry
+    (``FORWARD``, ``GRAD_INPUT``, ``GRAD_FILTERS``): the kernels share im2col, the filter
+    layout and the BLAS products, which three callbacks compiled three times.
+    Compiles (or loads from Numba's cache) the callback and registers its symbol; must
+    run before any cached wrapper calling it is loaded, hence in funcify.
     """
     ptr = types.CPointer(getattr(types, dtype_name))
     signature = types.void(ptr, ptr, ptr, types.CPointer(types.int64))
 
     @source_cfunc(signature, CONV_SOURCES)
-    def forward(x_ptr, w_ptr, out_ptr, p_ptr):
+    def conv(a_ptr, b_ptr, out_ptr, p_ptr):
         p = carray(p_ptr, (N_PARAMS,))
-        x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
-        w = carray(w_ptr, (p[4], p[5], p[6], p[7]))
-        out = carray(out_ptr, (p[0], p[4], p[8], p[9]))
-        conv2d_forward(x, w, out, p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
+        image, filters = (p[0], p[1], p[2], p[3]), (p[4], p[5], p[6], p[7])
+        output = (p[0], p[4], p[8], p[9])
+        sh, sw, ph, pw, dh, dw, groups, flip = p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0
+        if p[18] == FORWARD:
+            conv2d_forward(carray(a_ptr, image), carray(b_ptr, filters), carray(out_ptr, output), sh, sw, ph, pw, dh, dw, groups, flip)
+        elif p[18] == GRAD_INPUT:
+            conv2d_grad_input(carray(a_ptr, filters), carray(b_ptr, output), carray(out_ptr, image), sh, sw, ph, pw, dh, dw, groups, flip)
+        else:
+            conv2d_grad_filters(carray(a_ptr, image), carray(b_ptr, output), carray(out_ptr, filters), sh, sw, ph, pw, dh, dw, groups, flip)
 
-    @source_cfunc(signature, CONV_SOURCES)
-    def grad_input(w_ptr, gy_ptr, out_ptr, p_ptr):
-        p = carray(p_ptr, (N_PARAMS,))
-        w = carray(w_ptr, (p[4], p[5], p[6], p[7]))
-        gy = carray(gy_ptr, (p[0], p[4], p[8], p[9]))
-        out = carray(out_ptr, (p[0], p[1], p[2], p[3]))
-        conv2d_grad_input(w, gy, out, p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
-
-    @source_cfunc(signature, CONV_SOURCES)
-    def grad_filters(x_ptr, gy_ptr, out_ptr, p_ptr):
-        p = carray(p_ptr, (N_PARAMS,))
-        x = carray(x_ptr, (p[0], p[1], p[2], p[3]))
-        gy = carray(gy_ptr, (p[0], p[4], p[8], p[9]))
-        out = carray(out_ptr, (p[4], p[5], p[6], p[7]))
-        conv2d_grad_filters(x, gy, out, p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17] != 0)
-
-    return export("conv2d", dtype_name, signature, (forward, grad_input, grad_filters))
+    return export("conv2d", dtype_name, signature, (conv,))[0]

@@ -14,6 +14,7 @@ from pytensor.link.numba.dispatch import basic as numba_basic
 from dandelion.ops.geometry import pool_output_length
 from dandelion.ops.numba.buffers import as_c_buffer
 from dandelion.ops.numba.pool_cfuncs import N_PARAMS, POOL_SOURCES, pool_cfuncs
+from dandelion.ops.numba.pool_kernels import BACKWARD, FORWARD, GATHER
 from dandelion.ops.numba.source_cache import register_numba_op
 from dandelion.ops.pool import MODE_CODES, MaxPoolGatherOp, PoolGradOp, PoolOp
 
@@ -29,8 +30,11 @@ def canonical_params(op):
     return ws, stride, pad, MODE_CODES[op.mode]
 
 
-def make_geometry(ndim, nd, op):
-    """njit ``geometry(shape) -> (params, pooled_shape)`` for an ndim array pooled on its last ``nd`` axes."""
+def make_geometry(ndim, nd, op, kernel):
+    """njit ``geometry(shape) -> (params, pooled_shape)`` for an ndim array pooled on its last ``nd`` axes.
+
+    ``kernel`` (``pool_kernels.FORWARD``, ``BACKWARD``, ``GATHER``) goes last in the params.
+    """
     ws, st, pad, mode = canonical_params(op)
     ignore_border = op.ignore_border
     adaptive = op.output_size is not None
@@ -61,22 +65,25 @@ def make_geometry(ndim, nd, op):
                 pooled = tuple_setitem(pooled, ndim - 3 + axis, length)
         p[16] = mode
         p[17] = adaptive
+        p[18] = kernel
         return p, pooled
 
     return geometry
 
 
 def _setup(op, node, kernel_index, n_arrays):
-    """Output dtype, C-buffer converters of the array inputs, the callback and the geometry function."""
+    """Output dtype, C-buffer converters of the array inputs, the callback and the geometry function.
+
+    ``kernel_index``: ``pool_kernels.FORWARD``, ``BACKWARD`` or ``GATHER``.
+    """
     dtype = np.dtype(node.outputs[0].dtype)
     buffers = tuple(as_c_buffer(node.inputs[i].dtype, dtype) for i in range(n_arrays))
-    kernel = pool_cfuncs(dtype.name)[kernel_index]
-    return dtype, buffers, kernel, make_geometry(node.inputs[0].ndim, op.nd, op)
+    return dtype, buffers, pool_cfuncs(dtype.name), make_geometry(node.inputs[0].ndim, op.nd, op, kernel_index)
 
 
 @register_numba_op(PoolOp, POOL_SOURCES)
 def numba_funcify_PoolOp(op, node, **kwargs):
-    dtype, (x_buffer,), forward, geometry = _setup(op, node, 0, 1)
+    dtype, (x_buffer,), forward, geometry = _setup(op, node, FORWARD, 1)
 
     @numba_basic.numba_njit
     def pool(x):
@@ -111,9 +118,9 @@ def make_two_input(op, node, kernel_index, output_pooled, shape_error):
 
 @register_numba_op(PoolGradOp, POOL_SOURCES)
 def numba_funcify_PoolGradOp(op, node, **kwargs):
-    return make_two_input(op, node, 1, False, "pool_grad: output_grad does not have the pooled shape")
+    return make_two_input(op, node, BACKWARD, False, "pool_grad: output_grad does not have the pooled shape")
 
 
 @register_numba_op(MaxPoolGatherOp, POOL_SOURCES)
 def numba_funcify_MaxPoolGatherOp(op, node, **kwargs):
-    return make_two_input(op, node, 2, True, "max_pool_gather: g must have the shape of x")
+    return make_two_input(op, node, GATHER, True, "max_pool_gather: g must have the shape of x")

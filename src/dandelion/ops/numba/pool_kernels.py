@@ -2,7 +2,8 @@
 
 One compiled loop nest serves 1-, 2- and 3-D pooling, windowed or adaptive; window
 sizes, strides, pads, the mode and the adaptive flag are run-time arguments. Kernels write into the caller's (C-contiguous) output
-buffer through flat indices. Mode codes follow ``dandelion.ops.pool.MODE_CODES``.
+buffer through flat indices; 2x2 max pooling with stride 2 takes the fixed loops of
+``pool_tiled`` instead. Mode codes follow ``dandelion.ops.pool.MODE_CODES``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pytensor.link.numba.dispatch import basic as numba_basic
 
 from dandelion.ops.geometry import adaptive_bin_end, adaptive_bin_start
+from dandelion.ops.numba.pool_tiled import is_tiled_2x2, max_2x2_backward, max_2x2_forward, max_2x2_gather
 
 MAX, SUM, AVERAGE_INC_PAD, AVERAGE_EXC_PAD = 0, 1, 2, 3
 # what ``each_window`` does per window
@@ -129,6 +131,9 @@ def gather_visit(xf, gf, of, o, base, hh, ww, d0, d1, h0, h1, w0, w1, padded_cou
 
 @numba_basic.numba_njit
 def pool_forward(x, out, ws, st, pad, adaptive, mode):
+    if mode == MAX and is_tiled_2x2(ws, st, pad, adaptive):
+        max_2x2_forward(x, out)
+        return
     out_spatial = (out.shape[1], out.shape[2], out.shape[3])
     xf = x.reshape(-1)
     each_window(x.shape, out_spatial, ws, st, pad, adaptive, FORWARD, xf, xf, out.reshape(-1), mode)
@@ -136,6 +141,9 @@ def pool_forward(x, out, ws, st, pad, adaptive, mode):
 
 @numba_basic.numba_njit
 def pool_backward(x, gy, gx, ws, st, pad, adaptive, mode):
+    if mode == MAX and is_tiled_2x2(ws, st, pad, adaptive):
+        max_2x2_backward(x, gy, gx)
+        return
     gxf = gx.reshape(-1)
     gxf[:] = 0
     out_spatial = (gy.shape[1], gy.shape[2], gy.shape[3])
@@ -144,5 +152,8 @@ def pool_backward(x, gy, gx, ws, st, pad, adaptive, mode):
 
 @numba_basic.numba_njit
 def max_pool_gather(x, g, out, ws, st, pad, adaptive):
+    if is_tiled_2x2(ws, st, pad, adaptive):
+        max_2x2_gather(x, g, out)
+        return
     out_spatial = (out.shape[1], out.shape[2], out.shape[3])
     each_window(x.shape, out_spatial, ws, st, pad, adaptive, GATHER, x.reshape(-1), g.reshape(-1), out.reshape(-1), MAX)
