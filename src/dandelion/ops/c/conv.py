@@ -18,25 +18,16 @@ Stride, padding, dilation, groups and flip reach the C code as run-time paramete
 
 from __future__ import annotations
 
-from pytensor import config
-from pytensor.link.c.op import COp
 from pytensor.link.c.params_type import ParamsType
 from pytensor.scalar import int64
-from pytensor.tensor.blas import ldflags
 
+from dandelion.ops.c.blas import DECLARATIONS, BlasLinkedCOp, require_blas
 from dandelion.ops.c.expr import SUPPORT_CODE, CExpr
 from dandelion.ops.geometry import conv_output_length
 
 C_CODE_VERSION = (4,)
 
 CONV_PARAMS = ParamsType(sh=int64, sw=int64, ph=int64, pw=int64, dh=int64, dw=int64, groups=int64, flip=int64)
-
-_BLAS_DECLARATIONS = """
-extern "C" {
-void sgemm_(char*, char*, const int*, const int*, const int*, const float *, const float *, const int*, const float *, const int*, const float *, float *, const int*);
-void dgemm_(char*, char*, const int*, const int*, const int*, const double *, const double *, const int*, const double *, const int*, const double *, double *, const int*);
-}
-"""
 
 _KERNELS = """
 /* Row-major C (M x N) = alpha op(A) op(B) + beta C through column-major BLAS: C^T = op(B)^T op(A)^T. */
@@ -167,13 +158,12 @@ static int dl_conv_{T}(int mode, const {T}* a, const {T}* b, {T}* out, const int
 
 
 def support_code():
-    return _BLAS_DECLARATIONS + SUPPORT_CODE + "".join(_KERNELS.format(T=t, gemm=g) for t, g in (("float", "sgemm_"), ("double", "dgemm_")))
+    return DECLARATIONS + SUPPORT_CODE + "".join(_KERNELS.format(T=t, gemm=g) for t, g in (("float", "sgemm_"), ("double", "dgemm_")))
 
 
 def _check_supported(node):
     """C code only with a linked BLAS and one float dtype throughout (else ``perform`` runs)."""
-    if not config.blas__ldflags:
-        raise NotImplementedError("dandelion conv C code needs blas__ldflags")
+    require_blas("dandelion conv")
     dtypes = {v.dtype for v in node.inputs[:2]} | {node.outputs[0].dtype}
     if len(dtypes) != 1 or dtypes.pop() not in ("float32", "float64"):
         raise NotImplementedError("dandelion conv C code needs one float32 or float64 dtype")
@@ -285,7 +275,7 @@ def conv_c_code(op, mode, node, inputs, outputs, sub):
     """
 
 
-class ConvCOp(COp):
+class ConvCOp(BlasLinkedCOp):
     """Mixin giving a convolution Op its C implementation (``conv_mode`` picks the kernel)."""
 
     conv_mode = 0
@@ -301,21 +291,8 @@ class ConvCOp(COp):
         return conv_c_code(self, self.conv_mode, node, inputs, outputs, sub)
 
     def c_support_code(self, **kwargs):
-        if not config.blas__ldflags:
-            raise NotImplementedError("dandelion conv C code needs blas__ldflags")
+        require_blas("dandelion conv")
         return support_code()
 
     def c_code_cache_version(self):
         return C_CODE_VERSION
-
-    def c_libraries(self, **kwargs):
-        return ldflags()
-
-    def c_compile_args(self, **kwargs):
-        return ldflags(libs=False, flags=True)
-
-    def c_lib_dirs(self, **kwargs):
-        return ldflags(libs=False, libs_dir=True)
-
-    def c_header_dirs(self, **kwargs):
-        return ldflags(libs=False, include_dir=True)
