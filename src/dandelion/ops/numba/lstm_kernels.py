@@ -40,8 +40,8 @@ _TANH_Q = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.8
 _TANH_BOUND = 9.0  # beyond it tanh is 1 to float32 precision
 
 
-def _rational_tanh(p, q, bound):
-    """The rational tanh with coefficients ``p``, ``q`` and clamp ``bound`` of one dtype."""
+def _rational_tanh(p, q, bound, one):
+    """The rational tanh with coefficients ``p``, ``q``, clamp ``bound`` and ``one`` of one dtype."""
 
     def tanh(x):
         x = min(max(x, -bound), bound)
@@ -52,15 +52,16 @@ def _rational_tanh(p, q, bound):
         den = q[0]
         for k in range(1, len(q)):
             den = den * x2 + q[k]
-        return x * num / den
+        # rounded in float32 the ratio can pass 1 by an ulp near the clamp
+        return min(max(x * num / den, -one), one)
 
     tanh.__doc__ = f"tanh as an odd rational function, |error| < 3e-8 in float64 (coefficients {type(bound).__name__})."
     return numba_basic.numba_njit(inline="always")(tanh)
 
 
-rational_tanh = _rational_tanh(_TANH_P, _TANH_Q, _TANH_BOUND)
+rational_tanh = _rational_tanh(_TANH_P, _TANH_Q, _TANH_BOUND, 1.0)
 rational_tanh32 = _rational_tanh(
-    tuple(np.float32(c) for c in _TANH_P), tuple(np.float32(c) for c in _TANH_Q), np.float32(_TANH_BOUND)
+    tuple(np.float32(c) for c in _TANH_P), tuple(np.float32(c) for c in _TANH_Q), np.float32(_TANH_BOUND), np.float32(1)
 )
 _HALF32 = np.float32(0.5)
 
