@@ -61,13 +61,17 @@ def lstm_cell_backward_factors(i, f, g, o, c_prev, c, tanh):
     fused kernels pass all T steps at once). Returns ``k_o, k_c, k_i, k_f, k_g``:
     ``d a_o = dh * k_o``, ``d c = dc + dh * k_c`` and ``d a_x = d c * k_x`` for the other
     gates (tanh cell activation).
+
+    Written without numeric literals (``o - o * o`` for ``o * (1 - o)``): Numba types a
+    literal ``1`` as int64, which would promote every float32 term of the jitted kernels
+    to float64 and halve their vector width.
     """
     tanh_c = tanh(c)
-    k_o = tanh_c * o * (1 - o)
-    k_c = o * (1 - tanh_c * tanh_c)
-    k_i = g * i * (1 - i)
-    k_f = c_prev * f * (1 - f)
-    k_g = i * (1 - g * g)
+    k_o = tanh_c * (o - o * o)
+    k_c = o - o * tanh_c * tanh_c
+    k_i = g * (i - i * i)
+    k_f = c_prev * (f - f * f)
+    k_g = i - i * g * g
     return k_o, k_c, k_i, k_f, k_g
 
 
