@@ -12,7 +12,7 @@ nox.options.sessions = ["tests", "lint", "docs"]
 def tests(session):
     session.install("-e", ".[test]")
     # as the README's test command: compiled code is never unloaded from a worker
-    for part in (("--backends", "c,none"), ("--backends", "numba", "--shard", "1/2"), ("--backends", "numba", "--shard", "2/2"), ("--backends", "jax")):
+    for part in (("--backends", "c,none"), ("--backends", "numba", "--shard", "1/3"), ("--backends", "numba", "--shard", "2/3"), ("--backends", "numba", "--shard", "3/3"), ("--backends", "jax")):
         session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", *part, *session.posargs)
 
 
