@@ -6,6 +6,8 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import zero_grad
 
+from dandelion._scalars import scalar_like
+
 __all__ = [
     "sigmoid",
     "tanh",
@@ -36,13 +38,8 @@ __all__ = [
 
 
 def _like(value, x):
-    """``value`` as a constant of ``x``'s dtype.
-
-    PyTensor turns a Python float that float32 cannot represent exactly (0.2, 1/3) into
-    a float64 constant under its default floatX, which would silently upcast float32
-    graphs.
-    """
-    return np.asarray(value, dtype=x.dtype)
+    """``value`` as a constant of ``x``'s dtype (see ``dandelion._scalars``)."""
+    return scalar_like(value, x.dtype)
 
 
 def sigmoid(x):
