@@ -49,3 +49,25 @@ def verify_grad(fn, values, mode=GRAD_MODE, rel_tol=1e-3, abs_tol=1e-3, rng=None
         fn, values, rng=rng or np.random.default_rng(0), eps=1e-6, rel_tol=rel_tol, abs_tol=abs_tol, mode=mode
     )
 
+
+
+def c_kernel_blas_flags():
+    """``blas__ldflags`` under which dandelion's C kernels (``dandelion.ops.c.blas``) find a BLAS.
+
+    The configured flags; else "" where NumPy bundles an OpenBLAS (the kernels link that
+    one, as on a plain ``pip install``); else ``-lopenblas`` if it links here; else None.
+    """
+    from dandelion.ops.c.numpy_blas import numpy_openblas
+
+    if pytensor.config.blas__ldflags:
+        return pytensor.config.blas__ldflags
+    if numpy_openblas() is not None:
+        return ""
+    return system_openblas_flags()
+
+
+def system_openblas_flags():
+    """``-lopenblas`` if a system OpenBLAS links here (Debian's libopenblas-dev), else None."""
+    from pytensor.link.c.cmodule import GCC_compiler
+
+    return "-lopenblas" if GCC_compiler.try_flags(["-lopenblas"]) else None

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conv_reference import conv2d_filter_grad_ref, conv2d_ref, conv2d_transpose_ref
-from tests.helpers import ftensor, randn
+from tests.helpers import c_kernel_blas_flags, ftensor, randn
 from tests.op_harness import (
     Conv2dGradFiltersOp,
     Conv2dGradInputOp,
@@ -149,15 +149,7 @@ def test_errors_name_op_argument_and_values():
         Conv2dGradInputOp()(w, ftensor("gy", (2, 4, 6, 6)), (9, 9))
 
 
-def _blas_flags():
-    """The BLAS to link the C kernels against: the configured one, else OpenBLAS if it links."""
-    from pytensor.link.c.cmodule import GCC_compiler
-
-    flags = pytensor.config.blas__ldflags or "-lopenblas"
-    return flags if GCC_compiler.try_flags(flags.split()) else None
-
-
-BLAS_FLAGS = _blas_flags()
+BLAS_FLAGS = c_kernel_blas_flags()
 C_BLAS_CASES = [
     # (x shape, w shape, props, dtype); P = 46 * 46 output pixels make chunks of 2 images: 3 = 2 + 1
     ((3, 1, 46, 46), (2, 1, 3, 3), {"pad": (1, 1)}, "float32"),
@@ -165,12 +157,12 @@ C_BLAS_CASES = [
 ]
 
 
-@pytest.mark.skipif(BLAS_FLAGS is None, reason="no BLAS library links here; the conv C code needs one (PyTensor's blas__ldflags)")
+@pytest.mark.skipif(BLAS_FLAGS is None, reason="no BLAS here (blas__ldflags unset, NumPy bundles none, no -lopenblas); the conv C code needs one")
 @settings(max_examples=3)
 @given(cfg=conv_configs())
 def test_c_code_with_blas_matches_naive_loops(cfg):
-    """The C backend's BLAS kernels (built only with ``blas__ldflags``; CI's default runs
-    ``perform``), with ``perform`` disabled so that a silent fallback fails. Every
+    """The C backend's BLAS kernels (linking ``blas__ldflags`` or NumPy's bundled OpenBLAS),
+    with ``perform`` disabled so that a silent fallback fails. Every
     configuration shares one compiled module per Op and dtype (run-time parameters)."""
     cases = [(cfg["x_shape"], cfg["w_shape"], op_props(cfg), "float32")] + C_BLAS_CASES
     rng = np.random.default_rng(len(cfg["x_shape"]))

@@ -1,9 +1,9 @@
 """The C kernel of the fused LSTM Ops (``dandelion.ops.c.lstm``), built with a BLAS.
 
-The C code exists only with ``blas__ldflags`` (CI's default runs ``perform``), so these
-tests set the flags while compiling, to the configured BLAS or else ``-lopenblas`` when
-it links, and patch both Ops' ``perform`` to fail: a silent fallback to the NumPy
-kernel fails the test. Values are checked against a loop over
+The C code links the configured ``blas__ldflags`` or else NumPy's bundled OpenBLAS
+(``dandelion.ops.c.blas``); these tests compile under whichever exists
+(``tests.helpers.c_kernel_blas_flags``) and patch both Ops' ``perform`` to fail: a silent
+fallback to the NumPy kernel fails the test. Values are checked against a loop over
 ``recurrent_cells.lstm_cell`` written here, gradients against finite differences
 (float64) and against the NumPy kernel, for every option (peepholes, mask, clipping)
 and both dtypes. Each (dtype, peephole, mask) compiles once, with dynamic shapes; the
@@ -20,23 +20,15 @@ import pytensor.tensor as pt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pytensor.link.c.cmodule import GCC_compiler
 
 from dandelion.ops import lstm_numpy, recurrent_cells
 from dandelion.ops.c import lstm_kernels
 from dandelion.ops.lstm import LSTMSequenceGradOp, LSTMSequenceOp
-from tests.helpers import assert_close
+from tests.helpers import assert_close, c_kernel_blas_flags, system_openblas_flags
 
-
-def _blas_flags():
-    """The configured BLAS flags, else ``-lopenblas`` if it links here, else None."""
-    flags = pytensor.config.blas__ldflags or "-lopenblas"
-    return flags if GCC_compiler.try_flags(flags.split()) else None
-
-
-BLAS_FLAGS = _blas_flags()
+BLAS_FLAGS = c_kernel_blas_flags()
 needs_blas = pytest.mark.skipif(
-    BLAS_FLAGS is None, reason="no BLAS links here (blas__ldflags unset and no -lopenblas); the LSTM C code needs one"
+    BLAS_FLAGS is None, reason="no BLAS here (blas__ldflags unset, NumPy bundles none, no -lopenblas); the LSTM C code needs one"
 )
 TOL = {"float32": {"rtol": 1e-4, "atol": 1e-5}, "float64": {"rtol": 1e-10, "atol": 1e-12}}
 OPTIONS = [(dtype, peephole, has_mask) for dtype in ("float32", "float64") for peephole in (False, True) for has_mask in (False, True)]
@@ -214,6 +206,31 @@ def _c_sources(op, node):
         return op.c_code(node, "n", inputs, outputs, sub), op.c_support_code()
 
 
+SYSTEM_OPENBLAS = system_openblas_flags()
+
+
+@pytest.mark.skipif(
+    SYSTEM_OPENBLAS is None or not BLAS_FLAGS == "",
+    reason="needs both NumPy's bundled OpenBLAS (blas__ldflags unset) and a system -lopenblas to compare",
+)
+def test_configured_blas_and_numpys_bundled_openblas_give_the_same_kernel_results():
+    """The two links differ in symbols and integer width (``sgemm_`` with int against NumPy's
+    ILP64 ``scipy_sgemm_64_``); the same float64 forward and gradient through each."""
+    rng = np.random.default_rng(3)
+    T, B, H = 4, 3, 5
+    values = [rng.standard_normal((T, B, 4 * H)), 0.5 * rng.standard_normal((H, 4 * H)), *rng.standard_normal((2, B, H))]
+    d_hs, d_cs = rng.standard_normal((2, T, B, H))
+    bundled = c_op_function("float64", False, False)(*values, d_hs, d_cs)
+    gi, W, h0, c0, g_hs, g_cs = (pt.tensor(n, dtype="float64", shape=(None,) * d) for n, d in (("gi", 3), ("W", 2), ("h0", 2), ("c0", 2), ("d_hs", 3), ("d_cs", 3)))
+    hs, cs, gates = LSTMSequenceOp()(gi, W, h0, c0)
+    grads = LSTMSequenceGradOp()(W, h0, c0, hs, cs, gates, g_hs, g_cs)
+    patches = _no_perform()
+    with pytensor.config.change_flags(blas__ldflags=SYSTEM_OPENBLAS), patches[0], patches[1]:
+        system = pytensor.function([gi, W, h0, c0, g_hs, g_cs], [hs, cs, gates, *grads], mode="CVM")(*values, d_hs, d_cs)
+    for k, (a, b) in enumerate(zip(system, bundled[: len(system)], strict=True)):
+        assert_close(a, b, rtol=1e-12, atol=1e-12, err_msg=f"output {k}")
+
+
 def test_one_compiled_module_serves_every_clip_bound_and_option():
     """The generated text does not depend on the clip bound, and the support code not on any option."""
     gi, W, h0, c0 = pt.tensor3("gi"), pt.matrix("W"), pt.matrix("h0"), pt.matrix("c0")
@@ -233,14 +250,15 @@ def test_one_compiled_module_serves_every_clip_bound_and_option():
 
 
 def test_c_code_declines_without_blas_so_perform_runs():
-    """No ``blas__ldflags``: the C code raises NotImplementedError and the compiled function runs the NumPy kernel."""
+    """No BLAS at all (no ``blas__ldflags``, NumPy bundling none): the C code raises
+    NotImplementedError and the compiled function runs the NumPy kernel."""
     gi, W, h0, c0 = (pt.tensor(n, dtype="float64", shape=(None,) * d) for n, d in (("gi", 3), ("W", 2), ("h0", 2), ("c0", 2)))
     op = LSTMSequenceOp()
     node = op.make_node(gi, W, h0, c0)
-    with pytensor.config.change_flags(blas__ldflags=""):
-        with pytest.raises(NotImplementedError, match="blas__ldflags"):
+    with pytensor.config.change_flags(blas__ldflags=""), mock.patch("dandelion.ops.c.blas._link_for", return_value=None):
+        with pytest.raises(NotImplementedError, match="needs a BLAS: set blas__ldflags"):
             op.c_code(node, "n", ["a", "b", "c", "d"], ["x", "y", "z"], {"fail": "", "params": ""})
-        with pytest.raises(NotImplementedError, match="blas__ldflags"):
+        with pytest.raises(NotImplementedError, match="needs a BLAS: set blas__ldflags"):
             op.c_support_code()
         calls = []
         original = LSTMSequenceOp.perform

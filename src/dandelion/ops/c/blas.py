@@ -1,49 +1,116 @@
-"""The BLAS that PyTensor links, for dandelion's C kernels: declarations, a row-major GEMM and the link flags.
+"""The BLAS behind dandelion's C kernels: which library, its declarations, a row-major GEMM, the link flags.
 
-PyTensor passes ``blas__ldflags`` to the compiler; without it there is no BLAS to
-call, so a kernel built on this module declines (``NotImplementedError``) and the Op's
-``perform`` runs instead. The Fortran symbols ``sgemm_`` / ``dgemm_`` are the ones
-every BLAS exports under the flags PyTensor documents (OpenBLAS, MKL, BLIS).
+With ``blas__ldflags`` set, the kernels call the library PyTensor links, through the
+Fortran symbols ``sgemm_`` / ``dgemm_`` every BLAS exports under the flags PyTensor
+documents (OpenBLAS, MKL, BLIS), as PyTensor's own BLAS Ops do. Without it (a plain
+``pip install``), they call the OpenBLAS bundled in NumPy's wheel
+(``dandelion.ops.c.numpy_blas``), the library NumPy's ``dot`` and PyTensor's BLAS Ops then
+run on, so the process keeps one BLAS and one thread pool. Where neither exists a kernel
+built on this module declines (``NotImplementedError``) and the Op's ``perform`` runs.
 """
 
 from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
 
 from pytensor import config
 from pytensor.link.c.op import COp
 from pytensor.tensor.blas import ldflags
 
-DECLARATIONS = """
+from dandelion.ops.c.numpy_blas import numpy_openblas
+
+
+@dataclass(frozen=True)
+class BlasLink:
+    """How C kernels reach a BLAS: symbol names, their integer type and the compiler flags."""
+
+    origin: str
+    sgemm: str
+    dgemm: str
+    int_type: str
+    libraries: tuple[str, ...]
+    lib_dirs: tuple[str, ...]
+    compile_args: tuple[str, ...]
+    header_dirs: tuple[str, ...]
+
+
+def _configured_link():
+    return BlasLink(
+        origin=f"blas__ldflags={config.blas__ldflags}",
+        sgemm="sgemm_",
+        dgemm="dgemm_",
+        int_type="int",
+        libraries=tuple(ldflags()),
+        lib_dirs=tuple(ldflags(libs=False, libs_dir=True)),
+        compile_args=tuple(ldflags(libs=False, flags=True)),
+        header_dirs=tuple(ldflags(libs=False, include_dir=True)),
+    )
+
+
+def _numpy_link(bundled):
+    folder = str(bundled.path.parent)
+    return BlasLink(
+        origin=f"NumPy's OpenBLAS ({bundled.path.name})",
+        sgemm=bundled.sgemm,
+        dgemm=bundled.dgemm,
+        int_type="long long" if bundled.ilp64 else "int",
+        libraries=(f":{bundled.path.name}",),
+        lib_dirs=(folder,),
+        compile_args=(f"-Wl,-rpath,{folder}",),
+        header_dirs=(),
+    )
+
+
+@functools.cache
+def _link_for(flags):
+    if flags:
+        return _configured_link()
+    bundled = numpy_openblas()
+    return None if bundled is None else _numpy_link(bundled)
+
+
+def linked_blas():
+    """The ``BlasLink`` C kernels use under the current ``blas__ldflags``, or None without one."""
+    return _link_for(config.blas__ldflags)
+
+
+def require_blas(where):
+    """The ``BlasLink`` to compile against; ``NotImplementedError`` (so ``perform`` runs) when there is none."""
+    link = linked_blas()
+    if link is None:
+        raise NotImplementedError(f"{where} C code needs a BLAS: set blas__ldflags (NumPy bundles none here)")
+    return link
+
+
+_GEMM = """
 extern "C" {
-void sgemm_(char*, char*, const int*, const int*, const int*, const float *, const float *, const int*, const float *, const int*, const float *, float *, const int*);
-void dgemm_(char*, char*, const int*, const int*, const int*, const double *, const double *, const int*, const double *, const int*, const double *, double *, const int*);
+void @SGEMM@(char*, char*, const @I@*, const @I@*, const @I@*, const float*, const float*, const @I@*, const float*, const @I@*, const float*, float*, const @I@*);
+void @DGEMM@(char*, char*, const @I@*, const @I@*, const @I@*, const double*, const double*, const @I@*, const double*, const @I@*, const double*, double*, const @I@*);
 }
 """
 
 # ``prefix`` keeps the helper's name apart from other families' in one compiled module.
-_GEMM = """
+_ROW_MAJOR = """
 /* Row-major C (M x N) = alpha op(A) op(B) + beta C through column-major BLAS: C^T = op(B)^T op(A)^T. */
 static void @PREFIX@_gemm_@T@(char ta, char tb, int M, int N, int K, @T@ alpha, const @T@* A, int lda,
                               const @T@* B, int ldb, @T@ beta, @T@* C, int ldc)
 {
-    @GEMM@(&tb, &ta, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc);
+    const @I@ m = M, n = N, k = K, la = lda, lb = ldb, lc = ldc;
+    @GEMM@(&tb, &ta, &n, &m, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
 }
 """
 
+
+def gemm_code(prefix, link):
+    """Declarations of ``link``'s GEMMs and ``{prefix}_gemm_float`` / ``{prefix}_gemm_double`` (row-major, int sizes)."""
+    code = _GEMM.replace("@SGEMM@", link.sgemm).replace("@DGEMM@", link.dgemm).replace("@I@", link.int_type)
+    for ctype, symbol in (("float", link.sgemm), ("double", link.dgemm)):
+        code += _ROW_MAJOR.replace("@PREFIX@", prefix).replace("@T@", ctype).replace("@GEMM@", symbol).replace("@I@", link.int_type)
+    return code
+
+
 C_TYPES = {"float32": "float", "float64": "double"}
-
-
-def gemm_code(prefix):
-    """``{prefix}_gemm_float`` and ``{prefix}_gemm_double`` (row-major wrappers of sgemm_/dgemm_)."""
-    return "".join(
-        _GEMM.replace("@PREFIX@", prefix).replace("@T@", t).replace("@GEMM@", g)
-        for t, g in (("float", "sgemm_"), ("double", "dgemm_"))
-    )
-
-
-def require_blas(where):
-    """Raise ``NotImplementedError`` (so ``perform`` runs) when PyTensor links no BLAS."""
-    if not config.blas__ldflags:
-        raise NotImplementedError(f"{where} C code needs blas__ldflags")
 
 
 def c_type_of(where, dtypes):
@@ -55,16 +122,21 @@ def c_type_of(where, dtypes):
 
 
 class BlasLinkedCOp(COp):
-    """A ``COp`` compiled and linked with PyTensor's BLAS flags."""
+    """A ``COp`` compiled and linked against ``linked_blas()`` (its ``c_code`` calls ``require_blas``)."""
+
+    @staticmethod
+    def _link_flags(field):
+        link = linked_blas()
+        return [] if link is None else list(getattr(link, field))
 
     def c_libraries(self, **kwargs):
-        return ldflags()
+        return self._link_flags("libraries")
 
     def c_compile_args(self, **kwargs):
-        return ldflags(libs=False, flags=True)
+        return self._link_flags("compile_args")
 
     def c_lib_dirs(self, **kwargs):
-        return ldflags(libs=False, libs_dir=True)
+        return self._link_flags("lib_dirs")
 
     def c_header_dirs(self, **kwargs):
-        return ldflags(libs=False, include_dir=True)
+        return self._link_flags("header_dirs")

@@ -4,9 +4,9 @@ Why C and not the NumPy ``perform``: with ``blas__ldflags`` set, PyTensor's own 
 (the dense layer's ``Dot22``, BatchNorm's ``Gemv``) call the system BLAS while NumPy's
 ``matmul`` calls NumPy's bundled one. Two OpenBLAS thread pools then spin against each
 other on the same cores, and the filter gradient of W3's second convolution measured
-90-330 ms instead of 4 ms. Calling ``sgemm_``/``dgemm_`` from C puts every product of
-the C backend in one library. Without ``blas__ldflags`` PyTensor's BLAS Ops run NumPy,
-and so do these Ops (``c_code`` declines and ``perform`` runs).
+90-330 ms instead of 4 ms. Calling the GEMM of ``dandelion.ops.c.blas`` from C puts every
+product of the C backend in one library: the configured one, or without
+``blas__ldflags`` NumPy's bundled OpenBLAS, which PyTensor's BLAS Ops then run on too.
 
 Layout (as Theano's CorrMM did): for each image and group, ``col`` (Cg*kh*kw, Ho*Wo)
 holds the receptive fields; the forward pass is ``W_g @ col``, the input gradient
@@ -21,22 +21,15 @@ from __future__ import annotations
 from pytensor.link.c.params_type import ParamsType
 from pytensor.scalar import int64
 
-from dandelion.ops.c.blas import DECLARATIONS, BlasLinkedCOp, require_blas
+from dandelion.ops.c.blas import BlasLinkedCOp, gemm_code, linked_blas, require_blas
 from dandelion.ops.c.expr import SUPPORT_CODE, CExpr
 from dandelion.ops.geometry import conv_output_length
 
-C_CODE_VERSION = (4,)
+C_CODE_VERSION = (5,)
 
 CONV_PARAMS = ParamsType(sh=int64, sw=int64, ph=int64, pw=int64, dh=int64, dw=int64, groups=int64, flip=int64)
 
 _KERNELS = """
-/* Row-major C (M x N) = alpha op(A) op(B) + beta C through column-major BLAS: C^T = op(B)^T op(A)^T. */
-static void dl_gemm_{T}(char ta, char tb, int M, int N, int K, {T} alpha, const {T}* A, int lda,
-                        const {T}* B, int ldb, {T} beta, {T}* C, int ldc)
-{{
-    {gemm}(&tb, &ta, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc);
-}}
-
 /* One image's channels [c0, c0 + Cg) as rows (c, i, j) ``ld`` apart, columns (oh, ow); zero in the padding. */
 static void dl_im2col_{T}(const {T}* x, int H, int W, int c0, int Cg, int kh, int kw, int sh, int sw,
                           int ph, int pw, int dh, int dw, int Ho, int Wo, {T}* col, npy_intp ld)
@@ -135,17 +128,17 @@ static int dl_conv_{T}(int mode, const {T}* a, const {T}* b, {T}* out, const int
                 for (int q = 0; q < nb; ++q)
                     dl_im2col_{T}(a + (n0 + q) * image, H, W, g * Cg, Cg, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, col + (npy_intp)q * P, N);
             if (mode == 0) {{
-                dl_gemm_{T}('N', 'N', Og, N, K, 1, mg, K, col, N, 0, t, N);
+                dl_conv_gemm_{T}('N', 'N', Og, N, K, 1, mg, K, col, N, 0, t, N);
                 dl_to_image_major_{T}(t, nb, O, Og, g, P, out + n0 * out_image);
                 continue;
             }}
             dl_to_channel_major_{T}(b + n0 * out_image, nb, O, Og, g, P, t);
             if (mode == 1) {{
-                dl_gemm_{T}('T', 'N', K, N, Og, 1, mg, K, t, N, 0, col, N);
+                dl_conv_gemm_{T}('T', 'N', K, N, Og, 1, mg, K, t, N, 0, col, N);
                 for (int q = 0; q < nb; ++q)
                     dl_col2im_{T}(col + (npy_intp)q * P, N, H, W, g * Cg, Cg, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, out + (n0 + q) * image);
             }} else {{
-                dl_gemm_{T}('N', 'T', Og, K, N, 1, t, N, col, N, 1, mg, K);
+                dl_conv_gemm_{T}('N', 'T', Og, K, N, 1, t, N, col, N, 1, mg, K);
             }}
         }}
     }}
@@ -157,8 +150,8 @@ static int dl_conv_{T}(int mode, const {T}* a, const {T}* b, {T}* out, const int
 """
 
 
-def support_code():
-    return DECLARATIONS + SUPPORT_CODE + "".join(_KERNELS.format(T=t, gemm=g) for t, g in (("float", "sgemm_"), ("double", "dgemm_")))
+def support_code(link):
+    return gemm_code("dl_conv", link) + SUPPORT_CODE + "".join(_KERNELS.format(T=t) for t in ("float", "double"))
 
 
 def _check_supported(node):
@@ -291,8 +284,8 @@ class ConvCOp(BlasLinkedCOp):
         return conv_c_code(self, self.conv_mode, node, inputs, outputs, sub)
 
     def c_support_code(self, **kwargs):
-        require_blas("dandelion conv")
-        return support_code()
+        return support_code(require_blas("dandelion conv"))
 
     def c_code_cache_version(self):
-        return C_CODE_VERSION
+        link = linked_blas()
+        return () if link is None else (*C_CODE_VERSION, link.sgemm, link.int_type)

@@ -10,8 +10,8 @@ cotangent and the peephole sums, then ``dh_{t-1} = dA_t @ W_hid^T`` is one GEMM
 after the loop over all rows, as ``h0^T dA_0`` plus one GEMM over the other (T - 1) * B.
 
 The kernels' source is ``dandelion.ops.c.lstm_kernels`` (generated from the one cell
-definition); this module wraps them in the Ops' ``c_code``. Without ``blas__ldflags`` the
-C code declines and ``perform`` runs the NumPy kernel. The support code is the same for
+definition); this module wraps them in the Ops' ``c_code``. Without a BLAS to link
+(``dandelion.ops.c.blas``) the C code declines and ``perform`` runs the NumPy kernel. The support code is the same for
 every option: peepholes and the mask are null pointers when absent, and the clip bound is
 a run-time parameter, so each dtype and input layout compiles one module per Op.
 """
@@ -21,8 +21,8 @@ from __future__ import annotations
 from pytensor.link.c.params_type import ParamsType
 from pytensor.scalar import float64
 
-from dandelion.ops.c.blas import BlasLinkedCOp, c_type_of, require_blas
-from dandelion.ops.c.lstm_kernels import C_CODE_VERSION, SUPPORT_CODE
+from dandelion.ops.c.blas import BlasLinkedCOp, c_type_of, linked_blas, require_blas
+from dandelion.ops.c.lstm_kernels import code_version, support_code
 
 GRAD_PARAMS = ParamsType(grad_clipping=float64)
 
@@ -158,11 +158,11 @@ class LSTMCOp(BlasLinkedCOp):
     """Support code, cache version and link flags shared by the two LSTM Ops' C code."""
 
     def c_support_code(self, **kwargs):
-        require_blas(type(self).__name__)
-        return SUPPORT_CODE
+        return support_code(require_blas(type(self).__name__))
 
     def c_code_cache_version(self):
-        return C_CODE_VERSION
+        link = linked_blas()
+        return () if link is None else code_version(link)
 
     def c_headers(self, **kwargs):
         return ["<math.h>", "<string.h>", "<stdio.h>"]

@@ -12,9 +12,10 @@ dominated the step).
 
 from __future__ import annotations
 
+import functools
 import zlib
 
-from dandelion.ops.c.blas import DECLARATIONS, gemm_code
+from dandelion.ops.c.blas import gemm_code
 from dandelion.ops.c.trace import CTrace
 from dandelion.ops.recurrent_cells import lstm_cell, lstm_cell_backward, lstm_cell_backward_factors
 
@@ -270,9 +271,10 @@ def backward_step_code(ctype, peephole):
     return _fill(_fill(_BACKWARD_STEP, body), {"T": ctype, "P": str(int(peephole))})
 
 
-def support_code():
-    """Every kernel, both dtypes and both peephole variants (one text for every option)."""
-    parts = [DECLARATIONS, gemm_code("dl_lstm"), _ACTIVATIONS]
+@functools.cache
+def support_code(link):
+    """Every kernel, both dtypes and both peephole variants, calling ``link``'s GEMM (one text for every option)."""
+    parts = [gemm_code("dl_lstm", link), _ACTIVATIONS]
     for ctype in ("float", "double"):
         parts += [forward_step_code(ctype, p) for p in (False, True)]
         parts += [backward_step_code(ctype, p) for p in (False, True)]
@@ -280,6 +282,6 @@ def support_code():
     return "".join(parts)
 
 
-SUPPORT_CODE = support_code()
-# The kernels are generated from recurrent_cells: a change there must not reuse a cached module.
-C_CODE_VERSION = (1, zlib.crc32(SUPPORT_CODE.encode()))
+def code_version(link):
+    # The kernels are generated from recurrent_cells: a change there must not reuse a cached module.
+    return (2, zlib.crc32(support_code(link).encode()), link.sgemm, link.int_type)
