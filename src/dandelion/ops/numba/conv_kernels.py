@@ -2,7 +2,7 @@
 
 Images go through BLAS in chunks of about 4096 output pixels: the receptive fields of a
 chunk are copied into a (Cg*kh*kw, chunk*H_out*W_out) matrix, so that each group is one
-``np.dot`` of C-contiguous matrices while the fields stay in cache (the whole batch at
+product of C-contiguous matrices (``dandelion.ops.numba.blas``) while the fields stay in cache (the whole batch at
 once made the input gradient's col2im take 26 ms for W3's second convolution). Kernels
 write into the caller's output buffer. Every layout change is an
 explicit loop: Numba's generic ``transpose``/``ascontiguousarray`` on 4-D arrays emits so
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 from pytensor.link.numba.dispatch import basic as numba_basic
+
+from dandelion.ops.numba.blas import dot_into
 
 
 @numba_basic.numba_njit
@@ -117,7 +119,9 @@ def conv2d_forward(x, w, out, sh, sw, ph, pw, dh, dw, groups, flip):
     for n0 in range(0, b, chunk):
         nb = min(chunk, b - n0)
         for g in range(groups):
-            res = np.dot(wmat[g], im2col(x, n0, nb, g * cg, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo))
+            cols = im2col(x, n0, nb, g * cg, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+            res = np.empty((og, cols.shape[1]), dtype=out.dtype)
+            dot_into(wmat[g], cols, res, False)
             for q in range(nb):
                 for ol in range(og):
                     flat = out[n0 + q, g * og + ol].reshape(p)
@@ -136,7 +140,9 @@ def conv2d_grad_input(w, gy, out, sh, sw, ph, pw, dh, dw, groups, flip):
     for n0 in range(0, b, chunk):
         nb = min(chunk, b - n0)
         for g in range(groups):
-            cols = np.dot(wmat_t[g], channel_major(gy, n0, nb, g * og, og))
+            fields = channel_major(gy, n0, nb, g * og, og)
+            cols = np.empty((wmat_t.shape[1], fields.shape[1]), dtype=out.dtype)
+            dot_into(wmat_t[g], fields, cols, False)
             col2im(cols, out, n0, nb, g * cg, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
 
 
@@ -152,7 +158,7 @@ def conv2d_grad_filters(x, gy, out, sh, sw, ph, pw, dh, dw, groups, flip):
         nb = min(chunk, b - n0)
         for g in range(groups):
             cols = im2col(x, n0, nb, g * cg, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
-            acc[g] += np.dot(cols, channel_major(gy, n0, nb, g * og, og).T)  # (cg*kh*kw, og)
+            dot_into(cols, channel_major(gy, n0, nb, g * og, og).T, acc[g], True)  # (cg*kh*kw, og)
     for g in range(groups):
         for ol in range(og):
             for ci in range(cg):

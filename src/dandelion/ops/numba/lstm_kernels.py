@@ -31,6 +31,7 @@ from numba import types
 from numba.extending import overload
 from pytensor.link.numba.dispatch import basic as numba_basic
 
+from dandelion.ops.numba.blas import dot_into
 from dandelion.ops.recurrent_cells import lstm_cell, lstm_cell_backward, lstm_cell_backward_factors
 
 # The published minimax fit that Eigen and XLA use for float32 tanh: odd, degree 13 over 6.
@@ -191,7 +192,7 @@ def lstm_forward(gate_input, W_hid, peep, h0, c0, mask, peephole, has_mask, hs, 
         h_prev = hs[t - 1] if t > 0 else h0
         c_prev = cs[t - 1] if t > 0 else c0
         z = gates[t]
-        np.dot(h_prev, W_hid, z)
+        dot_into(h_prev, W_hid, z, False)
         for b in range(B):
             forward_row(z[b], gate_input[t, b], c_prev[b], peep, hs[t, b], cs[t, b])
             if has_mask and mask[t, b] == 0:
@@ -208,7 +209,7 @@ def lstm_backward(
     T, B, H = hs.shape
     if not peephole:
         peep = np.zeros_like(peep)
-    W_t = np.ascontiguousarray(W_hid.T)  # once per call: each step's product reads it row-wise
+    W_t = W_hid.T  # a transposed view: BLAS reads it as such
     clip = grad_clipping > 0
     bound = np.full(1, grad_clipping, dtype=hs.dtype)[0]
     dh = d_h0  # the cotangents reaching the states after step t - 1; end as d_h0, d_c0
@@ -233,14 +234,13 @@ def lstm_backward(
             if clip:
                 clip_in_place(da[b], bound)
         if has_mask:
-            np.dot(da, W_t, dh_next)
+            dot_into(da, W_t, dh_next, False)
             for b in range(B):
                 if mask[t, b] != 0:
                     dh[b] = dh_next[b]
         else:
-            np.dot(da, W_t, dh)
-    # d_W_hid as one product over all T * B rows
-    h_prev = np.empty((T, B, H), dtype=hs.dtype)
-    h_prev[0] = h0
-    h_prev[1:] = hs[:-1]
-    np.dot(h_prev.reshape(T * B, H).T, d_gate_input.reshape(T * B, 4 * H), d_W_hid)
+            dot_into(da, W_t, dh, False)
+    # d_W_hid over all T * B rows: h0^T dA_0, plus one product over the other (T - 1) * B
+    dot_into(h0.T, d_gate_input[0], d_W_hid, False)
+    if T > 1:
+        dot_into(hs[:-1].reshape((T - 1) * B, H).T, d_gate_input[1:].reshape((T - 1) * B, 4 * H), d_W_hid, True)
