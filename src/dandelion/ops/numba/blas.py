@@ -93,6 +93,30 @@ def _as_blas_operand(x):
 
 
 @numba_basic.numba_njit(boundscheck=False)
+def _gemm_into_contiguous(A, B, C, accumulate):
+    """``dot_into`` for a C-contiguous C (M, N) and non-empty shapes."""
+    M, K = A.shape
+    N = B.shape[1]
+    ta, lda = _as_blas_operand(A)
+    if lda == 0:
+        A = np.ascontiguousarray(A)
+        ta, lda = False, K
+    tb, ldb = _as_blas_operand(B)
+    if ldb == 0:
+        B = np.ascontiguousarray(B)
+        tb, ldb = False, N
+    one = np.ones(1, dtype=C.dtype)[0]
+    beta = one if accumulate else one - one
+    # row-major C = A B is column-major C^T = B^T A^T: swap the operands, keep the flags
+    _gemm(
+        np.uint8(84 if tb else 78), np.uint8(84 if ta else 78), np.int64(N), np.int64(M), np.int64(K),
+        one, B, np.int64(ldb), A, np.int64(lda), beta, C, np.int64(N),
+    )  # fmt: skip
+
+
+# Not self-recursive (the strided case calls the contiguous helper): a cached kernel that
+# reached a recursive ``dot_into`` crashed (SIGSEGV) when a new process loaded it from disk.
+@numba_basic.numba_njit(boundscheck=False)
 def _dot_into_numpy_blas(A, B, C, accumulate):
     M, K = A.shape
     N = B.shape[1]
@@ -102,29 +126,15 @@ def _dot_into_numpy_blas(A, B, C, accumulate):
         if not accumulate:
             C[:] = 0
         return
-    ta, lda = _as_blas_operand(A)
-    if lda == 0:
-        A = np.ascontiguousarray(A)
-        ta, lda = False, K
-    tb, ldb = _as_blas_operand(B)
-    if ldb == 0:
-        B = np.ascontiguousarray(B)
-        tb, ldb = False, N
     item = C.itemsize
     if N > 1 and C.strides[1] != item or M > 1 and C.strides[0] != N * item:
         out = np.empty((M, N), dtype=C.dtype)
         if accumulate:
             out[:] = C
-        _dot_into_numpy_blas(A, B, out, accumulate)
+        _gemm_into_contiguous(A, B, out, accumulate)
         C[:] = out
-        return
-    one = np.ones(1, dtype=C.dtype)[0]
-    beta = one if accumulate else one - one
-    # row-major C = A B is column-major C^T = B^T A^T: swap the operands, keep the flags
-    _gemm(
-        np.uint8(84 if tb else 78), np.uint8(84 if ta else 78), np.int64(N), np.int64(M), np.int64(K),
-        one, B, np.int64(ldb), A, np.int64(lda), beta, C, np.int64(N),
-    )  # fmt: skip
+    else:
+        _gemm_into_contiguous(A, B, C, accumulate)
 
 
 @numba_basic.numba_njit(boundscheck=False)
