@@ -13,6 +13,7 @@ from dandelion import initialization as init
 from dandelion.functional.normalization import NORMALIZE_MODES, moments, normalize_over, running_average
 from dandelion.module.base import Module
 from dandelion.module.checks import check_option
+from dandelion.ops.batch_norm import batch_norm_train, fusable
 from dandelion.self_update import set_update
 
 
@@ -169,19 +170,35 @@ class BatchNorm(Module):
         ``dandelion.function`` or ``pytensor.function``.
         """
         input = self._check_input(input)
+        if use_input_mean and fusable(input.ndim, self.axes) and isinstance(self.eps, numbers.Real):
+            # one fused Op forward and one backward (dandelion.ops.batch_norm), same numerics
+            output, batch_mean, batch_inv_std = batch_norm_train(
+                input,
+                self.axes,
+                self.eps,
+                gamma=self.gamma,
+                beta=self.beta,
+                subtract_mean=self.mean is not None,
+                scale_by_inv_std=self.inv_std is not None,
+            )
+            self._record_updates(batch_mean, batch_inv_std)
+            return output
         batch_mean, batch_inv_std = moments(input, self.axes, self.eps)
-        alpha = self.alpha
-        # running_average keeps the last finite values where a batch statistic is not finite
-        if self.mean is not None:
-            set_update(self.mean, running_average(self.mean, batch_mean, alpha))
-        if self.inv_std is not None:
-            set_update(self.inv_std, running_average(self.inv_std, batch_inv_std, alpha))
+        self._record_updates(batch_mean, batch_inv_std)
         if use_input_mean:
             mean = None if self.mean is None else batch_mean
             inv_std = None if self.inv_std is None else batch_inv_std
         else:
             mean, inv_std = self.mean, self.inv_std
         return self._normalize(input, mean, inv_std)
+
+    def _record_updates(self, batch_mean, batch_inv_std):
+        alpha = self.alpha
+        # running_average keeps the last finite values where a batch statistic is not finite
+        if self.mean is not None:
+            set_update(self.mean, running_average(self.mean, batch_mean, alpha))
+        if self.inv_std is not None:
+            set_update(self.inv_std, running_average(self.inv_std, batch_inv_std, alpha))
 
     def predict(self, input):
         """Inference graph: normalises with the running statistics; records nothing.
