@@ -117,6 +117,17 @@ class BatchNormParams(ShapeInferringOp, COp):
         start, stop = kept_block(len(x_shape), self.axes)
         return tuple(x_shape[start:stop])
 
+    def store(self, output_storage, x_shape, full, first, second):
+        """Writes the canonical results: ``full`` reshaped as x, the two per-channel ones as x's kept axes."""
+        kept = self.kept_shape(x_shape)
+        for storage, value in zip(output_storage, (full.reshape(x_shape), first.reshape(kept), second.reshape(kept))):
+            storage[0] = value
+
+    def output_shapes(self, node, input_shapes):
+        # both Ops: one output shaped as x, two as x's kept axes
+        kept = self.kept_shape(input_shapes[0])
+        return [input_shapes[0], kept, kept]
+
     def c_support_code(self, **kwargs):
         return batch_norm_c.support_code()
 
@@ -150,17 +161,11 @@ class BatchNormTrainOp(BatchNormParams):
     def perform(self, node, inputs, output_storage):
         x, *params = inputs
         gamma, beta = (None if v is None else v.reshape(-1) for v in self.split_params(params))
-        y, mean, inv_std = batch_norm_numpy.forward(x.reshape(canonical_shape(x.shape, self.axes)), gamma, beta, self.eps, self.flags())
-        kept = self.kept_shape(x.shape)
-        for storage, value in zip(output_storage, (y.reshape(x.shape), mean.reshape(kept), inv_std.reshape(kept))):
-            storage[0] = value
+        x3 = x.reshape(canonical_shape(x.shape, self.axes))
+        self.store(output_storage, x.shape, *batch_norm_numpy.forward(x3, gamma, beta, self.eps, self.flags()))
 
     def c_code(self, node, name, inputs, outputs, sub):
         return batch_norm_c.forward_c(self, node, inputs, outputs, sub)
-
-    def output_shapes(self, node, input_shapes):
-        kept = self.kept_shape(input_shapes[0])
-        return [input_shapes[0], kept, kept]
 
     def pullback(self, inputs, outputs, cotangents):
         x, *params = inputs
@@ -220,17 +225,11 @@ class BatchNormTrainGradOp(BatchNormParams):
         shape3 = canonical_shape(x.shape, self.axes)
         flat = [None if v is None else v.reshape(-1) for v in (gamma, mean, inv_std, gmean, ginv)]
         gamma, mean, inv_std, gmean, ginv = flat
-        dx, dgamma, dbeta = batch_norm_numpy.backward(x.reshape(shape3), gamma, mean, inv_std, gy.reshape(shape3), gmean, ginv, self.flags())
-        kept = self.kept_shape(x.shape)
-        for storage, value in zip(output_storage, (dx.reshape(x.shape), dgamma.reshape(kept), dbeta.reshape(kept))):
-            storage[0] = value
+        grads = batch_norm_numpy.backward(x.reshape(shape3), gamma, mean, inv_std, gy.reshape(shape3), gmean, ginv, self.flags())
+        self.store(output_storage, x.shape, *grads)
 
     def c_code(self, node, name, inputs, outputs, sub):
         return batch_norm_c.backward_c(self, node, inputs, outputs, sub)
-
-    def output_shapes(self, node, input_shapes):
-        kept = self.kept_shape(input_shapes[0])
-        return [input_shapes[0], kept, kept]
 
     def pullback(self, inputs, outputs, cotangents):
         # Second derivatives of the fused BatchNorm are not implemented; PyTensor reports

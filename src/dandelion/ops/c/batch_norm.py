@@ -73,6 +73,13 @@ def _check_kept(where, argument, var, kept_ndim, release, fail):
     }}"""
 
 
+def _outputs(outputs, kept_ndim, typenum, fail):
+    """C statements (re)allocating both Ops' outputs: the first shaped as x, the other two as its kept axes."""
+    full, first, second = outputs
+    shapes = ((full, "PyArray_NDIM(xc)", "PyArray_DIMS(xc)"), (first, kept_ndim, "kept_dims"), (second, kept_ndim, "kept_dims"))
+    return "".join(_ensure_output(z, nd, dims, typenum, fail) for z, nd, dims in shapes)
+
+
 def _factors(op, gamma_at):
     """C statements: double ``sk`` (inv_std or 1) and ``gk`` (gamma or 1) of channel k."""
     s = "r" if op.scale_by_inv_std else "1.0"
@@ -96,10 +103,7 @@ def forward_c(op, node, inputs, outputs, sub):
     beta_ptr = f"const {xt}* bp = (const {xt}*)PyArray_DATA({beta_c});" if beta_c else ""
     shift = "(double)bp[k]" if op.has_beta else "0.0"
     centre = "shift[k] -= mp[k] * scale[k];" if op.subtract_mean else ""
-    ensure = "".join(
-        _ensure_output(z, nd, dims, typenum, release + fail)
-        for z, nd, dims in ((y, "PyArray_NDIM(xc)", "PyArray_DIMS(xc)"), (mean, kept_ndim, "kept_dims"), (inv, kept_ndim, "kept_dims"))
-    )
+    ensure = _outputs((y, mean, inv), kept_ndim, typenum, release + fail)
     return f"""
     {{
     {take}
@@ -168,10 +172,7 @@ def backward_c(op, node, inputs, outputs, sub):
         if (!ok) {{ PyErr_SetString(PyExc_ValueError, "{where}: gy does not have the shape of x"); {release} {fail} }}
     }}"""
     pointers = "\n    ".join(f"const {xt}* {label}_p = (const {xt}*)PyArray_DATA({label}c);" for label in labels)
-    ensure = "".join(
-        _ensure_output(z, nd, dims, typenum, release + fail)
-        for z, nd, dims in ((dx, "PyArray_NDIM(xc)", "PyArray_DIMS(xc)"), (dgamma, kept_ndim, "kept_dims"), (dbeta, kept_ndim, "kept_dims"))
-    )
+    ensure = _outputs((dx, dgamma, dbeta), kept_ndim, typenum, release + fail)
     gy_u = "sc[k]" if op.subtract_mean else "sc[k] + m * s1[k]"
     scale_term = " + gk * su" if op.scale_by_inv_std else ""
     centre_term = " - sk * gk * s1[k] / (double)n" if op.subtract_mean else ""

@@ -15,21 +15,8 @@ from pytensor.link.numba.dispatch import basic as numba_basic
 
 
 @numba_basic.numba_njit
-def channel_sums(x, centre, out):
-    """``out[k] += sum over p, s of (x[p, k, s] - centre[k])``, in float64."""
-    P, K, S = x.shape
-    for p in range(P):
-        for k in range(K):
-            c = centre[k]
-            total = 0.0
-            for s in range(S):
-                total += np.float64(x[p, k, s]) - c
-            out[k] += total
-
-
-@numba_basic.numba_njit
-def channel_square_sums(x, centre, out):
-    """``out[k] += sum over p, s of (x[p, k, s] - centre[k]) ** 2``, in float64."""
+def channel_sums(x, centre, square, out):
+    """``out[k] += sum over p, s of d`` (``d * d`` when ``square``), ``d = x[p, k, s] - centre[k]``, in float64."""
     P, K, S = x.shape
     for p in range(P):
         for k in range(K):
@@ -37,7 +24,7 @@ def channel_square_sums(x, centre, out):
             total = 0.0
             for s in range(S):
                 d = np.float64(x[p, k, s]) - c
-                total += d * d
+                total += d * d if square else d
             out[k] += total
 
 
@@ -65,10 +52,10 @@ def forward(x, gamma, beta, y, mean, inv_std, eps, subtract_mean, scale_by_inv_s
     n = np.float64(P * S)
     zero = np.zeros(K)
     m = np.zeros(K)
-    channel_sums(x, zero, m)
+    channel_sums(x, zero, False, m)
     m /= n
     var = np.zeros(K)
-    channel_square_sums(x, m, var)
+    channel_sums(x, m, True, var)
     scale = np.empty(K, dtype=x.dtype)
     shift = np.empty(K, dtype=x.dtype)
     for k in range(K):
