@@ -76,11 +76,13 @@ class BatchNorm(Module):
         Initial running statistics (self-updating variables); None disables mean
         subtraction or scaling, for batch and running statistics alike.
     mode : {'high_mem', 'low_mem'}
-        Accepted for compatibility; both give the same graph. PyTensor fuses the
-        normalisation and its gradient into single loops and frees buffers after their
-        last use, so Theano's recomputing ``low_mem`` has nothing to save here (a
-        recomputing ``OpFromGraph`` measured a higher peak; see
-        ``dandelion.functional.normalize``).
+        Accepted for compatibility; both give the same graph. With batch statistics and
+        contiguous kept axes (every ``axes='auto'`` layout), ``forward`` is one fused Op
+        forward and one backward (``dandelion.ops.batch_norm``), which keep nothing but
+        x and the statistics; otherwise PyTensor fuses the normalisation and its
+        gradient into single loops and frees buffers after their last use, so Theano's
+        recomputing ``low_mem`` has nothing to save here (a recomputing ``OpFromGraph``
+        measured a higher peak; see ``dandelion.functional.normalize``).
 
     Every parameter has the shape of ``input_shape`` with the normalised axes removed;
     registration order beta, gamma, then self-updating mean, inv_std.
