@@ -4,6 +4,7 @@ with ``perform`` disabled, shape inference, errors, and ``BatchNorm``'s use of t
 
 from __future__ import annotations
 
+import re
 from unittest import mock
 
 import numpy as np
@@ -12,9 +13,11 @@ import pytensor.tensor as pt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import types
 
 from dandelion.module import BatchNorm
 from dandelion.ops.batch_norm import fusable
+from dandelion.ops.numba import batch_norm_kernels
 from tests.batch_norm_reference import batch_norm_ref
 from tests.helpers import PY_MODE, assert_close, ftensor
 from tests.op_harness import (
@@ -261,3 +264,23 @@ def test_batch_norm_module_keeps_the_graph_path_for_other_layouts():
     # needs the batch statistics only for the updates
     f = pytensor.function([x, x2], [bn.forward(x), square.forward(x2, use_input_mean=False)], mode=PY_MODE)
     assert BatchNormTrainOp not in {type(node.op) for node in f.maker.fgraph.apply_nodes}
+
+
+# Numba kernel: argument kinds (3: a (P, K, S) float32 array, 1: float32 (K,), d: float64 (K,), b: bool, f: float64)
+KERNELS = {
+    "channel_sums": "3dbd",
+    "channel_products": "33ddd",
+    "forward": "311311fbbbb",
+    "backward": "3111311311bbb",
+}
+
+
+@pytest.mark.parametrize("name, element", [("channel_sums", "double"), ("channel_products", "double"), ("forward", "float"), ("backward", "float")])
+def test_numba_kernels_vectorise(name, element):
+    """The float64 sums (vectorised by PyTensor's reassociating fastmath flags) and the float32 output passes."""
+    kinds = {"3": types.Array(types.float32, 3, "C"), "1": types.Array(types.float32, 1, "C"), "d": types.Array(types.float64, 1, "C"), "b": types.boolean, "f": types.float64}
+    signature = tuple(kinds[k] for k in KERNELS[name])
+    dispatcher = getattr(batch_norm_kernels, name)
+    dispatcher.compile(signature)
+    lanes = [int(n) for n in re.findall(rf"<(\d+) x {element}>", dispatcher.inspect_llvm(signature))]
+    assert lanes and max(lanes) >= 4, f"{name}: no vector instructions on {element}"
