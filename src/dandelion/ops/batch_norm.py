@@ -110,9 +110,6 @@ class BatchNormParams(ShapeInferringOp, COp):
             raise TypeError(f"{where}: {argument} must have a float dtype, got {v.dtype}")
         return v.astype(x.dtype)
 
-    def canonical(self, x):
-        return x.reshape(canonical_shape(x.shape, self.axes))
-
     def kept_shape(self, x_shape):
         start, stop = kept_block(len(x_shape), self.axes)
         return tuple(x_shape[start:stop])
