@@ -27,6 +27,7 @@ from tests.op_harness import (
     check_grad,
     check_infer_shape,
     check_values,
+    compile_strict,
 )
 
 EPS = 1e-4
@@ -284,3 +285,16 @@ def test_numba_kernels_vectorise(name, element):
     dispatcher.compile(signature)
     lanes = [int(n) for n in re.findall(rf"<(\d+) x {element}>", dispatcher.inspect_llvm(signature))]
     assert lanes and max(lanes) >= 4, f"{name}: no vector instructions on {element}"
+
+
+def test_a_gamma_of_the_wrong_run_time_length_is_rejected(backend):
+    """Shapes unknown until run time: the C and Numba kernels check them (JAX's shapes are static)."""
+    if backend == "jax":
+        pytest.skip("JAX traces static shapes: a mismatch fails in tracing, not in the kernel")
+    x, gamma = pt.tensor("x", shape=(None, None), dtype="float32"), pt.tensor("gamma", shape=(None,), dtype="float32")
+    y, _, _ = batch_norm_train(x, (0,), EPS, gamma)
+    patches = no_perform()
+    with patches[0], patches[1]:
+        f = compile_strict([x, gamma], y, backend)
+    with pytest.raises(ValueError, match="batch_norm_train: gamma"):
+        f(np.ones((4, 3), "float32"), np.ones(2, "float32"))
