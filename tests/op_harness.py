@@ -20,6 +20,7 @@ import pytensor
 from pytensor.compile.mode import Mode
 
 from dandelion.ops.axis_sum import SumOver
+from dandelion.ops.batch_norm import BatchNormTrainGradOp, BatchNormTrainOp, batch_norm_train
 from dandelion.ops.conv import Conv2dGradFiltersOp, Conv2dGradInputOp, Conv2dOp
 from dandelion.ops.ctc import CTCForwardGradOp, CTCForwardOp
 from dandelion.ops.index_bounds import IndexBoundsCheck
@@ -28,6 +29,9 @@ from dandelion.ops.pool import MaxPoolGatherOp, PoolGradOp, PoolOp
 from tests.helpers import PY_MODE, assert_close, compile_fn, verify_grad
 
 __all__ = [
+    "BatchNormTrainOp",
+    "BatchNormTrainGradOp",
+    "batch_norm_train",
     "CTCForwardOp",
     "CTCForwardGradOp",
     "Conv2dOp",

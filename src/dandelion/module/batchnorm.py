@@ -13,6 +13,7 @@ from dandelion import initialization as init
 from dandelion.functional.normalization import NORMALIZE_MODES, moments, normalize_over, running_average
 from dandelion.module.base import Module
 from dandelion.module.checks import check_option
+from dandelion.ops.batch_norm import batch_norm_train, fusable
 from dandelion.self_update import set_update
 
 
@@ -75,11 +76,13 @@ class BatchNorm(Module):
         Initial running statistics (self-updating variables); None disables mean
         subtraction or scaling, for batch and running statistics alike.
     mode : {'high_mem', 'low_mem'}
-        Accepted for compatibility; both give the same graph. PyTensor fuses the
-        normalisation and its gradient into single loops and frees buffers after their
-        last use, so Theano's recomputing ``low_mem`` has nothing to save here (a
-        recomputing ``OpFromGraph`` measured a higher peak; see
-        ``dandelion.functional.normalize``).
+        Accepted for compatibility; both give the same graph. With batch statistics and
+        contiguous kept axes (every ``axes='auto'`` layout), ``forward`` is one fused Op
+        forward and one backward (``dandelion.ops.batch_norm``), which keep nothing but
+        x and the statistics; otherwise PyTensor fuses the normalisation and its
+        gradient into single loops and frees buffers after their last use, so Theano's
+        recomputing ``low_mem`` has nothing to save here (a recomputing ``OpFromGraph``
+        measured a higher peak; see ``dandelion.functional.normalize``).
 
     Every parameter has the shape of ``input_shape`` with the normalised axes removed;
     registration order beta, gamma, then self-updating mean, inv_std.
@@ -169,19 +172,35 @@ class BatchNorm(Module):
         ``dandelion.function`` or ``pytensor.function``.
         """
         input = self._check_input(input)
+        if use_input_mean and fusable(input.ndim, self.axes) and isinstance(self.eps, numbers.Real):
+            # one fused Op forward and one backward (dandelion.ops.batch_norm), same numerics
+            output, batch_mean, batch_inv_std = batch_norm_train(
+                input,
+                self.axes,
+                self.eps,
+                gamma=self.gamma,
+                beta=self.beta,
+                subtract_mean=self.mean is not None,
+                scale_by_inv_std=self.inv_std is not None,
+            )
+            self._record_updates(batch_mean, batch_inv_std)
+            return output
         batch_mean, batch_inv_std = moments(input, self.axes, self.eps)
-        alpha = self.alpha
-        # running_average keeps the last finite values where a batch statistic is not finite
-        if self.mean is not None:
-            set_update(self.mean, running_average(self.mean, batch_mean, alpha))
-        if self.inv_std is not None:
-            set_update(self.inv_std, running_average(self.inv_std, batch_inv_std, alpha))
+        self._record_updates(batch_mean, batch_inv_std)
         if use_input_mean:
             mean = None if self.mean is None else batch_mean
             inv_std = None if self.inv_std is None else batch_inv_std
         else:
             mean, inv_std = self.mean, self.inv_std
         return self._normalize(input, mean, inv_std)
+
+    def _record_updates(self, batch_mean, batch_inv_std):
+        alpha = self.alpha
+        # running_average keeps the last finite values where a batch statistic is not finite
+        if self.mean is not None:
+            set_update(self.mean, running_average(self.mean, batch_mean, alpha))
+        if self.inv_std is not None:
+            set_update(self.inv_std, running_average(self.inv_std, batch_inv_std, alpha))
 
     def predict(self, input):
         """Inference graph: normalises with the running statistics; records nothing.

@@ -1,7 +1,8 @@
 """PyTensor Ops of dandelion with their backend kernels, one home module per Op family.
 
 ``conv`` (2-D convolution and its adjoints), ``pool`` (pooling and its gradients),
-``ctc`` (the CTC forward recursion), ``edit_distance``, ``lstm`` (the fused LSTM sequence), ``axis_sum``
+``ctc`` (the CTC forward recursion), ``edit_distance``, ``lstm`` (the fused LSTM sequence),
+``batch_norm`` (fused training-mode batch normalisation), ``axis_sum``
 and ``index_bounds``; shape arithmetic in ``geometry``. Each family's kernels live at
 mirrored paths: NumPy in ``<family>_numpy`` (the ``perform`` path), C in ``c/<family>.py``,
 Numba in ``numba/<family>.py`` (with ``<family>_kernels`` / ``<family>_cfuncs``), JAX in
