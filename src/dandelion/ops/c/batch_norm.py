@@ -12,7 +12,7 @@ keep eight independent accumulators, which GCC vectorises without ``-ffast-math`
 from __future__ import annotations
 
 from dandelion.ops.axis_sum import kept_block
-from dandelion.ops.c.pool import _ensure_output
+from dandelion.ops.c.outputs import ensure_output
 
 C_CODE_VERSION = (1,)
 
@@ -77,7 +77,7 @@ def _outputs(outputs, kept_ndim, typenum, fail):
     """C statements (re)allocating both Ops' outputs: the first shaped as x, the other two as its kept axes."""
     full, first, second = outputs
     shapes = ((full, "PyArray_NDIM(xc)", "PyArray_DIMS(xc)"), (first, kept_ndim, "kept_dims"), (second, kept_ndim, "kept_dims"))
-    return "".join(_ensure_output(z, nd, dims, typenum, fail) for z, nd, dims in shapes)
+    return "".join(ensure_output(z, nd, dims, typenum, fail) for z, nd, dims in shapes)
 
 
 def _factors(op, gamma_at):

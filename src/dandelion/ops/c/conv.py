@@ -23,9 +23,10 @@ from pytensor.scalar import int64
 
 from dandelion.ops.c.blas import BlasLinkedCOp, gemm_code, linked_blas, require_blas
 from dandelion.ops.c.expr import SUPPORT_CODE, CExpr
+from dandelion.ops.c.outputs import ensure_output
 from dandelion.ops.geometry import conv_output_length
 
-C_CODE_VERSION = (5,)
+C_CODE_VERSION = (6,)
 
 CONV_PARAMS = ParamsType(sh=int64, sw=int64, ph=int64, pw=int64, dh=int64, dw=int64, groups=int64, flip=int64)
 
@@ -169,16 +170,11 @@ def _out_size(n, k, s, p, d):
 
 
 def _ensure_output(z, shape, typenum, fail):
+    dims = ", ".join(str(d) for d in shape)
     return f"""
     {{
-        npy_intp dims[4] = {{{shape[0]}, {shape[1]}, {shape[2]}, {shape[3]}}};
-        int reuse = {z} != NULL && PyArray_NDIM({z}) == 4 && PyArray_IS_C_CONTIGUOUS({z});
-        for (int a = 0; reuse && a < 4; ++a) reuse = PyArray_DIMS({z})[a] == dims[a];
-        if (!reuse) {{
-            Py_XDECREF({z});
-            {z} = (PyArrayObject*)PyArray_EMPTY(4, dims, {typenum}, 0);
-            if (!{z}) {{ {fail} }}
-        }}
+        npy_intp dims[4] = {{{dims}}};
+        {ensure_output(z, 4, "dims", typenum, fail)}
     }}
     """
 

@@ -15,6 +15,7 @@ Op's bin bounds from ``geometry.adaptive_bin_start`` / ``adaptive_bin_end``.
 from __future__ import annotations
 
 from dandelion.ops.c.expr import SUPPORT_CODE, CExpr
+from dandelion.ops.c.outputs import ensure_output
 from dandelion.ops.geometry import adaptive_bin_end, adaptive_bin_start, pool_output_length
 
 C_CODE_VERSION = (3,)
@@ -108,21 +109,6 @@ def _divisor(mode):
     return "1.0"
 
 
-def _ensure_output(z, ndim_expr, shape, typenum, fail):
-    """(Re)allocate ``z`` as a C-contiguous array of ``shape`` unless it already is one."""
-    return f"""
-    {{
-        int reuse = {z} != NULL && PyArray_NDIM({z}) == {ndim_expr} && PyArray_IS_C_CONTIGUOUS({z});
-        for (int a = 0; reuse && a < {ndim_expr}; ++a) reuse = PyArray_DIMS({z})[a] == {shape}[a];
-        if (!reuse) {{
-            Py_XDECREF({z});
-            {z} = (PyArrayObject*)PyArray_EMPTY({ndim_expr}, {shape}, {typenum}, 0);
-            if (!{z}) {{ {fail} }}
-        }}
-    }}
-    """
-
-
 def pool_forward_c(op, node, name, inputs, outputs, sub):
     (x,) = inputs
     (z,) = outputs
@@ -147,7 +133,7 @@ def pool_forward_c(op, node, name, inputs, outputs, sub):
     npy_intp oshape[NPY_MAXDIMS];
     for (int a = 0; a < ndim - nd; ++a) oshape[a] = PyArray_DIMS(xc)[a];
     for (int a = 0; a < nd; ++a) oshape[ndim - nd + a] = ot[3 - nd + a];
-    {_ensure_output(z, "ndim", "oshape", typenum, release + fail)}
+    {ensure_output(z, "ndim", "oshape", typenum, release + fail)}
     const {xt}* xp = (const {xt}*)PyArray_DATA(xc);
     {zt}* zp = ({zt}*)PyArray_DATA({z});
     {_windows(op, body)}
@@ -184,7 +170,7 @@ def pool_backward_c(op, node, name, inputs, outputs, sub):
         PyErr_SetString(PyExc_ValueError, "pool_grad: output_grad does not have the pooled shape");
         {release} {fail}
     }}
-    {_ensure_output(z, "ndim", "PyArray_DIMS(xc)", node.outputs[0].type.dtype_specs()[2], release + fail)}
+    {ensure_output(z, "ndim", "PyArray_DIMS(xc)", node.outputs[0].type.dtype_specs()[2], release + fail)}
     const {xt}* xp = (const {xt}*)PyArray_DATA(xc);
     const {gt}* gp = (const {gt}*)PyArray_DATA(gc);
     {zt}* zp = ({zt}*)PyArray_DATA({z});
