@@ -19,7 +19,7 @@ from dandelion.ops.c.blas import gemm_code
 from dandelion.ops.c.trace import CTrace
 from dandelion.ops.recurrent_cells import lstm_cell, lstm_cell_backward, lstm_cell_backward_factors
 
-# The float32 tanh of ``dandelion.ops.numba.lstm_kernels.rational_tanh`` (same coefficients).
+# The float32 tanh of ``dandelion.ops.numba.activations.rational_tanh`` (same coefficients).
 _ACTIVATIONS = """
 static inline float dl_lstm_tanh_float(float x)
 {
