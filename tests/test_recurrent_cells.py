@@ -235,3 +235,27 @@ def test_scan_steps_equal_the_one_definition_on_numpy():
     expected_gru = gru_cell(*np.split(xv3, 3, axis=1), *np.split(hv @ Wv3, 3, axis=1), hv, logistic, np.tanh)[3]
     for got, expected in zip(fn(*values), [expected_h, expected_c, expected_gru], strict=True):
         assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_gru_jax_kernels_run_the_numpy_kernels_steps():
+    pytest.importorskip("jax")
+    from dandelion.ops import gru_numpy
+    from dandelion.ops.jax import gru as jax_gru
+
+    assert jax_gru.forward_step is gru_numpy.forward_step
+    assert jax_gru.backward_step is gru_numpy.backward_step
+    assert jax_gru.backward_factors is gru_numpy.backward_factors
+
+
+def test_gru_numpy_kernels_call_the_one_definition(monkeypatch):
+    from dandelion.ops import gru_numpy
+
+    T, B, H = 3, 2, 2
+    rng = np.random.default_rng(1)
+    forward_calls = _counting(monkeypatch, gru_numpy, "gru_cell")
+    factor_calls = _counting(monkeypatch, gru_numpy, "gru_cell_backward_factors")
+    backward_calls = _counting(monkeypatch, gru_numpy, "gru_cell_backward")
+    gi, W, h0, mask = rng.standard_normal((T, B, 3 * H)), rng.standard_normal((H, 3 * H)), np.zeros((B, H)), np.ones((T, B))
+    hs, cache = gru_numpy.gru_forward(gi, W, h0, mask, True)
+    gru_numpy.gru_backward(W, h0, mask, hs, cache, np.ones_like(hs), 0.0, True)
+    assert (len(forward_calls), len(factor_calls), len(backward_calls)) == (T, 1, T)
