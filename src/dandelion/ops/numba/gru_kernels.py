@@ -1,4 +1,4 @@
-"""Numba loops of the fused GRU: per step one BLAS product into a preallocated buffer,
+"""Numba loops of the fused GRU: per step one BLAS product (``dot_into``) into a preallocated buffer,
 then one vectorised pass per batch row over the hidden units.
 
 The arithmetic of a hidden unit is ``dandelion.ops.recurrent_cells``'s, jitted from
@@ -21,6 +21,7 @@ from numba.extending import overload
 from pytensor.link.numba.dispatch import basic as numba_basic
 
 from dandelion.ops.numba.activations import rational_tanh32, sigmoid32, sigmoid64, tanh64
+from dandelion.ops.numba.blas import dot_into
 from dandelion.ops.recurrent_cells import gru_cell, gru_cell_backward, gru_cell_backward_factors
 
 # The one cell definition, jitted; the forward inlines it with its dtype's activations.
@@ -94,7 +95,7 @@ def gru_forward(gate_input, W_hid, h0, mask, has_mask, hs, cache):
     z = np.empty((B, W_hid.shape[1]), dtype=hs.dtype)
     for t in range(T):
         h_prev = hs[t - 1] if t > 0 else h0
-        np.dot(h_prev, W_hid, z)
+        dot_into(h_prev, W_hid, z, False)
         for b in range(B):
             forward_row(z[b], gate_input[t, b], h_prev[b], hs[t, b], cache[t, b])
             if has_mask and mask[t, b] == 0:
@@ -105,10 +106,9 @@ def gru_forward(gate_input, W_hid, h0, mask, has_mask, hs, cache):
 @numba_basic.numba_njit(boundscheck=False)
 def gru_backward(W_hid, h0, mask, hs, cache, d_hs, grad_clipping, has_mask, d_gate_input, d_W_hid, d_h0):
     T, B, H = hs.shape
-    W_t = np.ascontiguousarray(W_hid.T)  # once per call: each step's product reads it row-wise
+    W_t = W_hid.T  # a transposed view: BLAS reads it as such
     bound = np.full(1, grad_clipping if grad_clipping > 0 else np.inf, dtype=hs.dtype)[0]
     d_hid = np.empty((T, B, 3 * H), dtype=hs.dtype)
-    through = np.empty((B, H), dtype=hs.dtype)
     dh = d_h0  # the cotangent reaching the state after step t - 1; ends as d_h0
     dh[:] = 0
     for t in range(T - 1, -1, -1):
@@ -121,11 +121,12 @@ def gru_backward(W_hid, h0, mask, hs, cache, d_hs, grad_clipping, has_mask, d_ga
                 d_hid[t, b] = 0
                 continue
             backward_row(cache[t, b], h_prev[b], dh[b], bound, d_gate_input[t, b], d_hid[t, b])
-        # skipped rows of d_hid are zero, so they add nothing here
-        np.dot(d_hid[t], W_t, through)
-        dh += through
-    # d_W_hid as one product over all T * B rows
-    h_prev_all = np.empty((T, B, H), dtype=hs.dtype)
-    h_prev_all[0] = h0
-    h_prev_all[1:] = hs[:-1]
-    np.dot(h_prev_all.reshape(T * B, H).T, d_hid.reshape(T * B, 3 * H), d_W_hid)
+        # dh += d_hid_t @ W_hid^T; skipped rows of d_hid are zero, so they add nothing
+        dot_into(d_hid[t], W_t, dh, True)
+    if T == 0:
+        d_W_hid[:] = 0
+        return
+    # d_W_hid over all T * B rows: h0^T d_hid_0, plus one product over the other (T - 1) * B
+    dot_into(h0.T, d_hid[0], d_W_hid, False)
+    if T > 1:
+        dot_into(hs[:-1].reshape((T - 1) * B, H).T, d_hid[1:].reshape((T - 1) * B, 3 * H), d_W_hid, True)
