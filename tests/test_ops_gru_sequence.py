@@ -3,8 +3,9 @@ gradients against finite differences, the module's fused path against its scan p
 (clipping, masks, backward, learned init, truncation), shape inference and bad input.
 
 Each configuration compiles once per backend (``recurrent_harness.compiled``); C and
-Numba take dynamic shapes, JAX a few fixed ones. On Numba and JAX the Ops' ``perform``
-is patched to fail while compiling, so a silent fallback to the NumPy kernel fails.
+Numba take dynamic shapes, JAX a few fixed ones. Wherever a backend has kernels of its
+own the Ops' ``perform`` is patched to fail while compiling, so a silent fallback to the
+NumPy kernel fails.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pytensor.graph.traversal import apply_ancestors
 from pytensor.scan.op import Scan
 
 from dandelion.module import GRU
+from dandelion.ops.c.blas import linked_blas
 from tests import recurrent_reference as ref
 from tests.helpers import PY_MODE, assert_close, compile_fn
 from tests.op_harness import (
@@ -38,9 +40,10 @@ JAX_SHAPES = ((1, 1, 2), (3, 2, 3), (5, 3, 1))  # (T, B, H)
 
 
 def no_fallback(backend):
-    """Both Ops' ``perform`` raising on backends with kernels of their own (thunks bind it when compiled)."""
+    """Both Ops' ``perform`` raising on backends with kernels of their own (thunks bind it when
+    compiled); C has its own where it finds a BLAS (``dandelion.ops.c.blas``)."""
     stack = contextlib.ExitStack()
-    if backend in ("numba", "jax"):
+    if backend in ("numba", "jax") or (backend == "c" and linked_blas() is not None):
         for op in (GRUSequenceOp, GRUSequenceGradOp):
             stack.enter_context(mock.patch.object(op, "perform", side_effect=AssertionError(f"{op.__name__} ran perform")))
     return stack
