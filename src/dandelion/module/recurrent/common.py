@@ -11,6 +11,7 @@ import pytensor.tensor as pt
 from dandelion.activation import tanh
 from dandelion.module.base import Module
 from dandelion.module.checks import check_shape
+from dandelion.module.recurrent.scan_core import truncated_run
 from dandelion.module.recurrent.validate import (
     check_mask,
     check_options,
@@ -19,7 +20,6 @@ from dandelion.module.recurrent.validate import (
     peephole_init,
     zeros,
 )
-from dandelion.module.recurrent.scan_core import truncated_run
 from dandelion.module.uneven import input_weight_spec
 from dandelion.ops.recurrent_cells import carry_masked
 

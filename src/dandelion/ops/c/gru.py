@@ -17,9 +17,9 @@ dtype and input layout compiles one module per Op.
 
 from __future__ import annotations
 
-from dandelion.ops.c.blas import BlasLinkedCOp, c_type_of, linked_blas, require_blas
-from dandelion.ops.c.gru_kernels import code_version, support_code
-from dandelion.ops.c.sequence import GRAD_PARAMS, arrays_block, data_pointer, shape_checks
+from dandelion.ops.c import gru_kernels
+from dandelion.ops.c.blas import c_type_of, require_blas
+from dandelion.ops.c.sequence import ClipBoundParams, SequenceCOp, arrays_block, data_pointer, shape_checks
 
 
 def forward_c_code(op, where, node, inputs, outputs, sub):
@@ -95,18 +95,11 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
     return arrays_block(list(zip(names, inputs, strict=True)), body, sub["fail"])
 
 
-class GRUCOp(BlasLinkedCOp):
-    """Support code, cache version and link flags shared by the two GRU Ops' C code."""
+class GRUCOp(SequenceCOp):
+    """The kernels of the two GRU Ops' C code."""
 
-    def c_support_code(self, **kwargs):
-        return support_code(require_blas(type(self).__name__))
-
-    def c_code_cache_version(self):
-        link = linked_blas()
-        return () if link is None else code_version(link)
-
-    def c_headers(self, **kwargs):
-        return ["<math.h>", "<string.h>", "<stdio.h>", "<stdlib.h>"]
+    kernels = gru_kernels
+    headers = SequenceCOp.headers + ("<stdlib.h>",)  # malloc of the backward's scratch
 
 
 class GRUForwardCOp(GRUCOp):
@@ -116,13 +109,8 @@ class GRUForwardCOp(GRUCOp):
         return forward_c_code(self, "gru_sequence", node, inputs, outputs, sub)
 
 
-class GRUBackwardCOp(GRUCOp):
+class GRUBackwardCOp(ClipBoundParams, GRUCOp):
     """``GRUSequenceGradOp``'s C implementation; the clip bound is a run-time parameter."""
-
-    params_type = GRAD_PARAMS
-
-    def get_params(self, node):
-        return self.params_type.get_params(grad_clipping=float(self.grad_clipping))
 
     def c_code(self, node, name, inputs, outputs, sub):
         return backward_c_code(self, "gru_sequence_grad", node, inputs, outputs, sub)

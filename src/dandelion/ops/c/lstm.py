@@ -18,9 +18,9 @@ a run-time parameter, so each dtype and input layout compiles one module per Op.
 
 from __future__ import annotations
 
-from dandelion.ops.c.blas import BlasLinkedCOp, c_type_of, linked_blas, require_blas
-from dandelion.ops.c.lstm_kernels import code_version, support_code
-from dandelion.ops.c.sequence import GRAD_PARAMS, arrays_block, data_pointer, shape_checks
+from dandelion.ops.c import lstm_kernels
+from dandelion.ops.c.blas import c_type_of, require_blas
+from dandelion.ops.c.sequence import ClipBoundParams, SequenceCOp, arrays_block, data_pointer, shape_checks
 
 
 def forward_c_code(op, where, node, inputs, outputs, sub):
@@ -110,18 +110,10 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
     return arrays_block(list(zip(names, inputs, strict=True)), body, sub["fail"])
 
 
-class LSTMCOp(BlasLinkedCOp):
-    """Support code, cache version and link flags shared by the two LSTM Ops' C code."""
+class LSTMCOp(SequenceCOp):
+    """The kernels of the two LSTM Ops' C code."""
 
-    def c_support_code(self, **kwargs):
-        return support_code(require_blas(type(self).__name__))
-
-    def c_code_cache_version(self):
-        link = linked_blas()
-        return () if link is None else code_version(link)
-
-    def c_headers(self, **kwargs):
-        return ["<math.h>", "<string.h>", "<stdio.h>"]
+    kernels = lstm_kernels
 
 
 class LSTMForwardCOp(LSTMCOp):
@@ -131,13 +123,8 @@ class LSTMForwardCOp(LSTMCOp):
         return forward_c_code(self, "lstm_sequence", node, inputs, outputs, sub)
 
 
-class LSTMBackwardCOp(LSTMCOp):
+class LSTMBackwardCOp(ClipBoundParams, LSTMCOp):
     """``LSTMSequenceGradOp``'s C implementation; the clip bound is a run-time parameter."""
-
-    params_type = GRAD_PARAMS
-
-    def get_params(self, node):
-        return self.params_type.get_params(grad_clipping=float(self.grad_clipping))
 
     def c_code(self, node, name, inputs, outputs, sub):
         return backward_c_code(self, "lstm_sequence_grad", node, inputs, outputs, sub)

@@ -3,13 +3,16 @@
 ``helpers_code(prefix)`` is the support code both families need (activations, clip,
 shape checks worded as the Ops' ``perform`` words them, outputs), its functions named
 ``{prefix}_*`` so that each family's module keeps its own names; the Python helpers
-build the ``c_code`` around a kernel call.
+build the ``c_code`` around a kernel call, and ``SequenceCOp`` / ``ClipBoundParams`` are
+the two Ops' common C plumbing.
 """
 
 from __future__ import annotations
 
 from pytensor.link.c.params_type import ParamsType
 from pytensor.scalar import float64
+
+from dandelion.ops.c.blas import BlasLinkedCOp, linked_blas, require_blas
 
 # The gradient Ops' one parameter: the clip bound, read at run time (one module for every bound).
 GRAD_PARAMS = ParamsType(grad_clipping=float64)
@@ -134,3 +137,34 @@ def fill(template, values):
     for key, value in values.items():
         template = template.replace(f"@{key}@", value)
     return template
+
+
+class SequenceCOp(BlasLinkedCOp):
+    """Support code, cache version and link flags of a fused recurrent family's two Ops.
+
+    Subclasses set ``kernels``, the family's kernel module (``support_code(link)`` and
+    ``code_version(link)``), and may extend ``headers``.
+    """
+
+    kernels = None
+    headers = ("<math.h>", "<string.h>", "<stdio.h>")
+
+    def c_support_code(self, **kwargs):
+        return self.kernels.support_code(require_blas(type(self).__name__))
+
+    def c_code_cache_version(self):
+        link = linked_blas()
+        return () if link is None else self.kernels.code_version(link)
+
+    def c_headers(self, **kwargs):
+        return list(self.headers)
+
+
+class ClipBoundParams:
+    """Mixin of a gradient Op's C code: the clip bound is a run-time parameter (one module for every bound)."""
+
+    params_type = GRAD_PARAMS
+
+    def get_params(self, node):
+        return self.params_type.get_params(grad_clipping=float(self.grad_clipping))
+
