@@ -16,7 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from dandelion.ops.recurrent_cells import carry_masked, gru_cell, gru_cell_backward, gru_cell_backward_factors
+from dandelion.ops.recurrent_cells import (
+    carry_masked,
+    clip_symmetric,
+    gru_cell,
+    gru_cell_backward,
+    gru_cell_backward_factors,
+)
 
 
 def _blocks(a, H, count):
@@ -63,7 +69,7 @@ def backward_step(xp, dh, factors, keep, W_t, grad_clipping):
     ``(dh_prev, d_gate_input, d_hid)``: the previous state's cotangent and those of the
     step's ``gate_input`` and ``h_prev @ W_hid`` blocks (B, 3H).
     """
-    d = xp.clip(dh, -grad_clipping, grad_clipping) if grad_clipping > 0 else dh
+    d = clip_symmetric(xp, dh, grad_clipping) if grad_clipping > 0 else dh
     if keep is not None:
         d = carry_masked(xp.where, keep, d, xp.zeros_like(d))
     da_r, da_u, da_c, dc_h, dh_direct = gru_cell_backward(d, *factors)

@@ -190,3 +190,14 @@ def carry_masked(where, keep, new, previous, axis=0):
     index = [None] * new.ndim
     index[axis] = slice(None)
     return where(keep[tuple(index)], new, previous)
+
+
+def clip_symmetric(xp, x, bound):
+    """``x`` clipped to ``[-bound, bound]`` by the array namespace ``xp``, the bound in ``x``'s dtype.
+
+    A Python float bound would enter a JAX program (x64 enabled, as PyTensor runs it) as a
+    float64 constant.
+    """
+    bound = xp.asarray(bound, dtype=x.dtype)
+    return xp.clip(x, -bound, bound)
+
