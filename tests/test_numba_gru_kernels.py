@@ -9,17 +9,16 @@ patched to fail and Numba's object-mode fallback an error.
 
 from __future__ import annotations
 
-import re
 from unittest import mock
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from numba import types
 
 from dandelion.ops.numba import gru_kernels
 from tests import recurrent_reference as ref
+from tests.numba_ir import row_pass_ir, vector_lanes
 from tests.op_harness import GRUSequenceGradOp, GRUSequenceOp, compile_strict, gru_sequence
 
 ROW_PASSES = {  # name: argument ranks (1: a row, 0: a scalar)
@@ -29,19 +28,14 @@ ROW_PASSES = {  # name: argument ranks (1: a row, 0: a scalar)
 
 
 def _llvm_ir(name, dtype):
-    """The optimised LLVM IR of one row pass, compiled for C-contiguous ``dtype`` rows."""
-    scalar = getattr(types, dtype)
-    signature = tuple(scalar if rank == 0 else types.Array(scalar, rank, "C") for rank in ROW_PASSES[name])
-    dispatcher = getattr(gru_kernels, name)
-    dispatcher.compile(signature)
-    return dispatcher.inspect_llvm(signature)
+    return row_pass_ir(getattr(gru_kernels, name), ROW_PASSES[name], dtype)
 
 
 @pytest.mark.parametrize("name", sorted(ROW_PASSES))
 @pytest.mark.parametrize("dtype, element", [("float32", "float"), ("float64", "double")])
 def test_row_passes_vectorise(name, dtype, element):
     ir = _llvm_ir(name, dtype)
-    lanes = [int(n) for n in re.findall(rf"<(\d+) x {element}>", ir)]
+    lanes = vector_lanes(ir, element)
     assert lanes and max(lanes) >= 4, f"{name} ({dtype}): no vector instructions in its loop"
 
 
