@@ -23,6 +23,7 @@ from dandelion.ops.axis_sum import SumOver
 from dandelion.ops.batch_norm import BatchNormTrainGradOp, BatchNormTrainOp, batch_norm_train
 from dandelion.ops.conv import Conv2dGradFiltersOp, Conv2dGradInputOp, Conv2dOp
 from dandelion.ops.ctc import CTCForwardGradOp, CTCForwardOp
+from dandelion.ops.gru import GRUSequenceGradOp, GRUSequenceOp, gru_sequence
 from dandelion.ops.index_bounds import IndexBoundsCheck
 from dandelion.ops.lstm import LSTMSequenceGradOp, LSTMSequenceOp, lstm_sequence
 from dandelion.ops.pool import MaxPoolGatherOp, PoolGradOp, PoolOp
@@ -37,6 +38,8 @@ __all__ = [
     "Conv2dOp",
     "Conv2dGradFiltersOp",
     "Conv2dGradInputOp",
+    "GRUSequenceOp",
+    "GRUSequenceGradOp",
     "IndexBoundsCheck",
     "LSTMSequenceOp",
     "LSTMSequenceGradOp",
@@ -44,6 +47,7 @@ __all__ = [
     "PoolOp",
     "PoolGradOp",
     "SumOver",
+    "gru_sequence",
     "lstm_sequence",
     "assert_static_shapes",
     "check_grad",

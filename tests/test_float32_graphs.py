@@ -102,3 +102,22 @@ def test_float32_training_step_has_no_float64():
     program = lowered_program(function)
     assert "f32" in program
     assert [line.strip() for line in program.splitlines() if "f64" in line] == []
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="jax is not installed (pip install 'dandelion[jax]')")
+def test_float32_recurrent_training_step_has_no_float64():
+    """W1/W2's shape of step (an LSTM and a GRU on their fused Ops, clipped and masked, Adam), in miniature."""
+    from dandelion.module import GRU, LSTM
+
+    x = pt.tensor("x", shape=(5, 6, 4), dtype="float32")
+    m = pt.tensor("m", shape=(5, 6), dtype="float32")
+    y = pt.tensor("y", shape=(6,), dtype="int32")
+    lstm, gru, fc = LSTM(4, 3, grad_clipping=1.0), GRU(3, 3, grad_clipping=1.0, learn_ini=True), Dense(3, 3)
+    h = gru.forward(lstm.forward(x, seq_mask=m), seq_mask=m, backward=True, only_return_final=True)
+    loss = categorical_crossentropy(softmax(fc.forward(h)), y).mean()
+    updates = update.adam(loss, lstm.collect_params() + gru.collect_params() + fc.collect_params())
+    function = dandelion.function([x, m, y], loss, updates=updates, mode="jax")
+    assert float64_in_graph(function.maker.fgraph) == []
+    program = lowered_program(function)
+    assert "f32" in program
+    assert [line.strip() for line in program.splitlines() if "f64" in line] == []

@@ -9,16 +9,14 @@ the NumPy reference, compiled with Numba's object-mode fallback as an error.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from numba import types
 
 from dandelion.ops.numba import lstm_kernels
 from tests import recurrent_reference as ref
+from tests.numba_ir import row_pass_ir, vector_lanes
 from tests.op_harness import compile_strict, lstm_sequence
 
 ROW_PASSES = {  # name: argument ranks (1: a row, 2: the (3, H) peepholes)
@@ -30,19 +28,14 @@ ROW_PASSES = {  # name: argument ranks (1: a row, 2: the (3, H) peepholes)
 
 
 def _llvm_ir(name, dtype):
-    """The optimised LLVM IR of one row pass, compiled for C-contiguous ``dtype`` rows."""
-    scalar = getattr(types, dtype)
-    signature = tuple(scalar if rank == 0 else types.Array(scalar, rank, "C") for rank in ROW_PASSES[name])
-    dispatcher = getattr(lstm_kernels, name)
-    dispatcher.compile(signature)
-    return dispatcher.inspect_llvm(signature)
+    return row_pass_ir(getattr(lstm_kernels, name), ROW_PASSES[name], dtype)
 
 
 @pytest.mark.parametrize("name", sorted(ROW_PASSES))
 @pytest.mark.parametrize("dtype, element", [("float32", "float"), ("float64", "double")])
 def test_row_passes_vectorise(name, dtype, element):
     ir = _llvm_ir(name, dtype)
-    lanes = [int(n) for n in re.findall(rf"<(\d+) x {element}>", ir)]
+    lanes = vector_lanes(ir, element)
     assert lanes and max(lanes) >= 4, f"{name} ({dtype}): no vector instructions in its loop"
 
 

@@ -18,7 +18,7 @@ from pytensor.graph.traversal import apply_ancestors
 from pytensor.scan.op import Scan
 
 from dandelion.module import LSTM
-from dandelion.ops.numba.lstm_kernels import rational_tanh
+from dandelion.ops.numba.activations import rational_tanh
 from tests import recurrent_reference as ref
 from tests.helpers import PY_MODE, assert_close, compile_fn
 from tests.op_harness import (

@@ -22,6 +22,8 @@ from dandelion.ops import lstm_numpy, recurrent_cells
 from dandelion.ops.recurrent_cells import (
     carry_masked,
     gru_cell,
+    gru_cell_backward,
+    gru_cell_backward_factors,
     lstm_cell,
     lstm_cell_backward,
     lstm_cell_backward_factors,
@@ -106,7 +108,46 @@ def test_lstm_cell_backward_matches_central_differences(inputs):
 @given(cell_inputs(7))
 def test_gru_cell_matches_per_gate_reference(inputs):
     blocks, _ = inputs
-    np.testing.assert_allclose(gru_cell(*blocks, logistic, np.tanh), reference_gru(*blocks), rtol=1e-12, atol=1e-12)
+    r_x, u_x, c_x, r_h, u_h, c_h, _ = blocks
+    r, u, candidate, h = gru_cell(*blocks, logistic, np.tanh)
+    np.testing.assert_allclose(h, reference_gru(*blocks), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(r, logistic(r_x + r_h), rtol=1e-12)
+    np.testing.assert_allclose(u, logistic(u_x + u_h), rtol=1e-12)
+    np.testing.assert_allclose(candidate, np.tanh(c_x + r * c_h), rtol=1e-12)
+
+
+@given(cell_inputs(8))
+def test_gru_cell_backward_matches_central_differences(inputs):
+    """Cotangents of the six blocks and of h_prev for L = sum(dh * h)."""
+    (r_x, u_x, c_x, r_h, u_h, c_h, h_prev, dh), _ = inputs
+    args = [r_x, u_x, c_x, r_h, u_h, c_h, h_prev]
+    eps = 1e-6
+    numeric = []
+    for k in range(len(args)):
+        up, down = list(args), list(args)
+        up[k], down[k] = args[k] + eps, args[k] - eps
+        numeric.append((dh * reference_gru(*up) - dh * reference_gru(*down)) / (2 * eps))
+    r, u, candidate, _ = gru_cell(*args, logistic, np.tanh)
+    factors = gru_cell_backward_factors(r, u, candidate, c_h, h_prev)
+    da_r, da_u, da_c, dc_h, dh_direct = gru_cell_backward(dh, *factors, r, u)
+    # h_prev reaches h directly only here; through W_hid the caller adds the blocks' products
+    analytic = [da_r, da_u, da_c, da_r, da_u, dc_h, dh_direct]
+    for k, (a, b) in enumerate(zip(analytic, numeric, strict=True)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=f"cotangent {k}")
+
+
+def test_gru_cell_backward_equals_pytensor_grad():
+    """The hand-written backward against PyTensor's gradient of the same cell."""
+    rng = np.random.default_rng(4)
+    blocks = [pt.matrix(n, dtype="float64") for n in ("r_x", "u_x", "c_x", "r_h", "u_h", "c_h", "h_prev", "dh")]
+    *_, h = gru_cell(*blocks[:7], pt.sigmoid, pt.tanh)
+    grads = pytensor.grad((h * blocks[7]).sum(), blocks[:7])
+    values = list(1.5 * rng.standard_normal((8, 3, 4)))
+    expected = pytensor.function(blocks, grads, mode=PY_MODE)(*values)
+    r, u, candidate, _ = gru_cell(*values[:7], logistic, np.tanh)
+    da_r, da_u, da_c, dc_h, dh_direct = gru_cell_backward(values[7], *gru_cell_backward_factors(r, u, candidate, values[5], values[6]), r, u)
+    for k, (a, b) in enumerate(zip([da_r, da_u, da_c, da_r, da_u, dc_h, dh_direct], expected, strict=True)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=f"cotangent {k}")
 
 
 @pytest.mark.parametrize("axis", [0, 1])
@@ -191,6 +232,30 @@ def test_scan_steps_equal_the_one_definition_on_numpy():
     xv4, xv3, hv, cv, Wv4, Wv3, pv = values
     blocks4 = np.split(xv4 + hv @ Wv4, 4, axis=1)
     expected_c, expected_h = _lstm_cell_np(*blocks4, cv, pv)[4:]
-    expected_gru = gru_cell(*np.split(xv3, 3, axis=1), *np.split(hv @ Wv3, 3, axis=1), hv, logistic, np.tanh)
+    expected_gru = gru_cell(*np.split(xv3, 3, axis=1), *np.split(hv @ Wv3, 3, axis=1), hv, logistic, np.tanh)[3]
     for got, expected in zip(fn(*values), [expected_h, expected_c, expected_gru], strict=True):
         assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_gru_jax_kernels_run_the_numpy_kernels_steps():
+    pytest.importorskip("jax")
+    from dandelion.ops import gru_numpy
+    from dandelion.ops.jax import gru as jax_gru
+
+    assert jax_gru.forward_step is gru_numpy.forward_step
+    assert jax_gru.backward_step is gru_numpy.backward_step
+    assert jax_gru.backward_factors is gru_numpy.backward_factors
+
+
+def test_gru_numpy_kernels_call_the_one_definition(monkeypatch):
+    from dandelion.ops import gru_numpy
+
+    T, B, H = 3, 2, 2
+    rng = np.random.default_rng(1)
+    forward_calls = _counting(monkeypatch, gru_numpy, "gru_cell")
+    factor_calls = _counting(monkeypatch, gru_numpy, "gru_cell_backward_factors")
+    backward_calls = _counting(monkeypatch, gru_numpy, "gru_cell_backward")
+    gi, W, h0, mask = rng.standard_normal((T, B, 3 * H)), rng.standard_normal((H, 3 * H)), np.zeros((B, H)), np.ones((T, B))
+    hs, cache = gru_numpy.gru_forward(gi, W, h0, mask, True)
+    gru_numpy.gru_backward(W, h0, mask, hs, cache, np.ones_like(hs), 0.0, True)
+    assert (len(forward_calls), len(factor_calls), len(backward_calls)) == (T, 1, T)

@@ -1,8 +1,8 @@
 """PyTensor Ops of dandelion with their backend kernels, one home module per Op family.
 
 ``conv`` (2-D convolution and its adjoints), ``pool`` (pooling and its gradients),
-``ctc`` (the CTC forward recursion), ``edit_distance``, ``lstm`` (the fused LSTM sequence),
-``batch_norm`` (fused training-mode batch normalisation), ``axis_sum``
+``ctc`` (the CTC forward recursion), ``edit_distance``, ``lstm`` and ``gru`` (the fused LSTM and GRU
+sequences), ``batch_norm`` (fused training-mode batch normalisation), ``axis_sum``
 and ``index_bounds``; shape arithmetic in ``geometry``. Each family's kernels live at
 mirrored paths: NumPy in ``<family>_numpy`` (the ``perform`` path), C in ``c/<family>.py``,
 Numba in ``numba/<family>.py`` (with ``<family>_kernels`` / ``<family>_cfuncs``), JAX in
@@ -13,9 +13,10 @@ them from their home module).
 """
 
 from dandelion._compat import after_jax_dispatch_import
+from dandelion.ops.gru import gru_sequence
 from dandelion.ops.lstm import lstm_sequence
 
-__all__ = ["lstm_sequence"]
+__all__ = ["gru_sequence", "lstm_sequence"]
 
 # Backend kernels register themselves with PyTensor's dispatchers when imported.
 from dandelion.ops import numba as _numba_kernels  # noqa: E402, F401

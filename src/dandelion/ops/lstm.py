@@ -12,56 +12,30 @@ Python backend, and the C backend without BLAS flags), ``numba/lstm``, ``jax/lst
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, disconnected_type, grad_not_implemented
 from pytensor.graph.basic import Apply
-from pytensor.scalar import upcast
 
 from dandelion._compat import ShapeInferringOp
 from dandelion.ops.c.lstm import LSTMBackwardCOp, LSTMForwardCOp
 from dandelion.ops.lstm_numpy import lstm_backward, lstm_forward
+from dandelion.ops.sequence_checks import (
+    as_float_tensors,
+    check_gate_shapes,
+    check_grad_clipping,
+    check_runtime,
+    connected_cotangent,
+    sequence_mask,
+    unify,
+)
 
 WHERE = "lstm_sequence"
 GRAD_WHERE = "lstm_sequence_grad"
 
 
 def check_props(peephole, has_mask, grad_clipping):
-    if not isinstance(grad_clipping, numbers.Real) or grad_clipping < 0:
-        raise ValueError(f"{WHERE}: grad_clipping must be a number >= 0 (0 disables clipping), got {grad_clipping!r}")
-    return bool(peephole), bool(has_mask), float(grad_clipping)
-
-
-def as_float_tensors(where, named, ndims):
-    """``[(argument, value), ...]`` as tensors of the given ndims, cast to their common float dtype."""
-    tensors = []
-    for (argument, value), ndim in zip(named, ndims, strict=True):
-        var = pt.as_tensor_variable(value)
-        if var.ndim != ndim:
-            raise ValueError(f"{where}: {argument} must have ndim {ndim}, got ndim {var.ndim} (static shape {var.type.shape})")
-        if not var.dtype.startswith("float"):
-            raise TypeError(f"{where}: {argument} must have a float dtype, got {var.dtype}")
-        tensors.append(var)
-    dtype = upcast(*(var.dtype for var in tensors))
-    return [var.astype(dtype) for var in tensors], dtype
-
-
-def unify(where, sizes):
-    """``sizes``: ``[(description, static length or None), ...]`` that must agree; the common value."""
-    known = [(what, n) for what, n in sizes if n is not None]
-    for what, n in known[1:]:
-        if n != known[0][1]:
-            raise ValueError(f"{where}: {what} is {n}, expected {known[0][1]} (from {known[0][0]})")
-    return known[0][1] if known else None
-
-
-def check_runtime(where, shapes, T, B, H):
-    """Raise when the concrete shapes ``[(argument, shape, expected), ...]`` disagree."""
-    for argument, shape, expected in shapes:
-        if tuple(shape) != tuple(expected):
-            raise ValueError(f"{where}: {argument} must have shape {tuple(expected)} (T={T}, B={B}, H={H}), got {tuple(shape)}")
+    return bool(peephole), bool(has_mask), check_grad_clipping(WHERE, grad_clipping)
 
 
 def pack_peepholes(peepholes, H, dtype):
@@ -104,10 +78,7 @@ def static_sizes(where, gate_input, W_hid, peepholes, h0, c0, mask):
     """Static (T, B, H) where known; raises when two inputs disagree."""
     gs, ws, hs, cs = gate_input.type.shape, W_hid.type.shape, h0.type.shape, c0.type.shape
     ms = mask.type.shape if mask is not None else (None, None)
-    if ws[1] is not None and ws[0] is not None and ws[1] != 4 * ws[0]:
-        raise ValueError(f"{where}: W_hid must have shape (H, 4H), got static shape {ws}")
-    if gs[2] is not None and gs[2] % 4 != 0:
-        raise ValueError(f"{where}: gate_input's last axis must be 4H, got {gs[2]}")
+    check_gate_shapes(where, gate_input, W_hid, 4)
     T = unify(where, [("gate_input's axis 0 (T)", gs[0]), ("seq_mask's axis 0 (T)", ms[0])])
     B = unify(
         where,
@@ -198,12 +169,11 @@ class LSTMSequenceOp(LSTMSequenceParams, ShapeInferringOp, LSTMForwardCOp):
         d_hs, d_cs, d_gates = cotangents
         if not isinstance(d_gates.type, DisconnectedType):
             raise NotImplementedError(f"{WHERE}: the gate activations output is internal and cannot be differentiated")
-        d_hs = pt.zeros_like(hs) if isinstance(d_hs.type, DisconnectedType) else d_hs
-        d_cs = pt.zeros_like(cs) if isinstance(d_cs.type, DisconnectedType) else d_cs
+        d_hs, d_cs = connected_cotangent(d_hs, hs), connected_cotangent(d_cs, cs)
         peepholes, h0, c0, mask, _ = self.split_state_inputs(rest)
         grad_op = LSTMSequenceGradOp(self.peephole, self.has_mask, self.grad_clipping)
         state_inputs = [*peepholes, h0, c0] + ([mask] if self.has_mask else [])
-        grads = grad_op(W_hid, *state_inputs, hs, cs, gates, d_hs.astype(hs.dtype), d_cs.astype(cs.dtype))
+        grads = grad_op(W_hid, *state_inputs, hs, cs, gates, d_hs, d_cs)
         d_gate_input, d_W_hid, *d_rest = grads
         d_peep, (d_h0, d_c0) = d_rest[: self.n_peep()], d_rest[self.n_peep() :]
         result = [d_gate_input, d_W_hid, *d_peep, d_h0, d_c0]
@@ -326,10 +296,6 @@ def lstm_sequence(gate_input, W_hid, h0, c0, peepholes=None, mask=None, grad_cli
     op = LSTMSequenceOp(peephole=bool(peepholes), has_mask=mask is not None, grad_clipping=grad_clipping)
     inputs = [gate_input, W_hid, *peepholes, h0, c0]
     if mask is not None:
-        gate_input = pt.as_tensor_variable(gate_input)
-        mask = pt.as_tensor_variable(mask)
-        if mask.ndim != 2:
-            raise ValueError(f"{WHERE}: seq_mask must have ndim 2 (T, B), got ndim {mask.ndim}")
-        inputs.append(pt.neq(mask, 0).astype(gate_input.dtype))
+        inputs.append(sequence_mask(WHERE, mask, gate_input))
     hs, cs, _ = op(*inputs)
     return hs, cs

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from dandelion.ops.recurrent_cells import carry_masked, lstm_cell, lstm_cell_backward, lstm_cell_backward_factors
+from dandelion.ops.recurrent_cells import (
+    carry_masked,
+    clip_symmetric,
+    lstm_cell,
+    lstm_cell_backward,
+    lstm_cell_backward_factors,
+)
 
 
 def _gate_blocks(a, H):
@@ -65,7 +71,7 @@ def backward_step(xp, dh, dc, factors, peep, keep, W_t, grad_clipping):
     w = (peep[0], peep[1], peep[2]) if peep is not None else (None, None, None)
     da_i, da_f, da_g, da_o, dc_prev = lstm_cell_backward(dh, dc, *factors, *w)
     raw = xp.concatenate([da_i, da_f, da_g, da_o], axis=-1)
-    da = xp.clip(raw, -grad_clipping, grad_clipping) if grad_clipping > 0 else raw
+    da = clip_symmetric(xp, raw, grad_clipping) if grad_clipping > 0 else raw
     dh_prev = da @ W_t
     if keep is not None:
         dh_prev, dc_prev = dh_prev + dh_pass, dc_prev + dc_pass

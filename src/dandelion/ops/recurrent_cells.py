@@ -126,12 +126,59 @@ def gru_cell(r_x, u_x, c_x, r_h, u_h, c_h, h_prev, sigmoid, activation):
 
     Returns
     -------
+    r, u, candidate : (B, H)
+        The reset and update gates and the candidate state (the backward pass needs them).
     h : (B, H)
+        ``(1 - u) * h_prev + u * candidate``, written ``h_prev + u * (candidate - h_prev)``
+        (no numeric literal, see ``lstm_cell_backward_factors``).
     """
     r = sigmoid(r_x + r_h)
     u = sigmoid(u_x + u_h)
     candidate = activation(c_x + r * c_h)
-    return (1 - u) * h_prev + u * candidate
+    return r, u, candidate, h_prev + u * (candidate - h_prev)
+
+
+def gru_cell_backward_factors(r, u, candidate, c_h, h_prev):
+    """What ``gru_cell_backward`` multiplies by; independent of the cotangents (tanh candidate).
+
+    From a step's gates, candidate, ``c_h`` (the candidate block of ``h_prev @ W_hid``)
+    and previous state (any common shape; the fused kernels pass all T steps at once).
+    Returns ``k_r, k_u, k_c``: ``d a_u = dh * k_u``, ``d a_c = dh * k_c`` and
+    ``d a_r = d a_c * k_r`` for the gates' pre-activations ``a_r = r_x + r_h``,
+    ``a_u = u_x + u_h`` and ``a_c = c_x + r * c_h``. Written without numeric literals,
+    as ``lstm_cell_backward_factors``.
+    """
+    k_r = c_h * (r - r * r)
+    k_u = (candidate - h_prev) * (u - u * u)
+    k_c = u - u * candidate * candidate
+    return k_r, k_u, k_c
+
+
+def gru_cell_backward(dh, k_r, k_u, k_c, r, u):
+    """Back-propagate one ``gru_cell`` step.
+
+    Parameters
+    ----------
+    dh : (B, H)
+        Cotangent of the step's h (clipped where the caller clips).
+    k_r, k_u, k_c : (B, H)
+        ``gru_cell_backward_factors`` of the step.
+    r, u : (B, H)
+        The reset and update gates.
+
+    Returns
+    -------
+    da_r, da_u, da_c : (B, H)
+        Cotangents of the gate pre-activations, so of ``r_x``, ``u_x``, ``c_x`` and of
+        ``r_h``, ``u_h``.
+    dc_h : (B, H)
+        Cotangent of ``c_h`` (``da_c * r``).
+    dh_direct : (B, H)
+        The part of ``h_prev``'s cotangent that does not pass through ``W_hid``
+        (``dh * (1 - u)``).
+    """
+    da_c = dh * k_c
+    return da_c * k_r, dh * k_u, da_c, da_c * r, dh - dh * u
 
 
 def carry_masked(where, keep, new, previous, axis=0):
@@ -143,3 +190,14 @@ def carry_masked(where, keep, new, previous, axis=0):
     index = [None] * new.ndim
     index[axis] = slice(None)
     return where(keep[tuple(index)], new, previous)
+
+
+def clip_symmetric(xp, x, bound):
+    """``x`` clipped to ``[-bound, bound]`` by the array namespace ``xp``, the bound in ``x``'s dtype.
+
+    A Python float bound would enter a JAX program (x64 enabled, as PyTensor runs it) as a
+    float64 constant.
+    """
+    bound = xp.asarray(bound, dtype=x.dtype)
+    return xp.clip(x, -bound, bound)
+

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytensor.tensor as pt
 
+from dandelion.activation import tanh
 from dandelion.module.base import Module
 from dandelion.module.checks import check_shape
+from dandelion.module.recurrent.scan_core import truncated_run
 from dandelion.module.recurrent.validate import (
     check_mask,
     check_options,
@@ -113,3 +115,30 @@ class RecurrentModule(Module):
             for argument, given in given_states
         ]
         return seq_input, seq_mask, gate_input, states
+
+    def _fused(self, seq_input):
+        """Whether ``forward`` takes the fused Op: tanh only, and truncation needs a static length to split at."""
+        if self.hidden_activation not in (tanh, pt.tanh):
+            return False
+        return self.truncate_gradient == -1 or seq_input.type.shape[0] is not None
+
+    def _run_fused(self, sequence, seq_input, seq_mask, gate_input, states, backward):
+        """The fused path's state sequences and final states.
+
+        ``sequence(gate_input, mask, states)`` is the fused Op's wrapper on (a part of) the
+        sequence in scan order, returning the state sequences. Handles ``backward`` (the
+        sequences come back in input time order, the finals are the last scanned) and
+        ``truncate_gradient`` (``truncated_run``).
+        """
+        if backward:
+            gate_input = gate_input[::-1]
+            seq_mask = None if seq_mask is None else seq_mask[::-1]
+
+        def run(start, stop, states):
+            mask = None if seq_mask is None else seq_mask[start:stop]
+            return sequence(gate_input[start:stop], mask, states)
+
+        sequences = truncated_run(run, seq_input.type.shape[0], self.truncate_gradient, states)
+        finals = [seq[-1] for seq in sequences]
+        return [seq[::-1] for seq in sequences] if backward else sequences, finals
+

@@ -9,6 +9,7 @@ from dandelion.activation import tanh
 from dandelion.module.recurrent.common import RecurrentModule
 from dandelion.module.recurrent.scan_core import recurrent_scan
 from dandelion.module.recurrent.steps import gru_step
+from dandelion.ops.gru import gru_sequence
 
 
 class GRUParams(RecurrentModule):
@@ -86,6 +87,13 @@ class GRU(GRUParams):
 
     Notes
     -----
+    With ``hidden_activation`` tanh (the default), ``forward`` runs the whole recurrence
+    as one fused Op (``dandelion.ops.gru.gru_sequence``) whose gradient back-propagates
+    through time in one kernel per backend and forms ``dW_hid`` as one product over all
+    steps; a truncated gradient takes it when the sequence length is static (split as
+    the LSTM's). Other configurations scan ``gru_step``; both paths give the same
+    outputs and gradients. ``step()`` and ``GRUCell`` always use ``gru_step``.
+
     Masked steps really carry h forward (the Theano-era ``if mask:`` never did on
     PyTensor). The clip applies to the computed state before the mask is applied, so a
     skipped step passes its gradient on unclipped.
@@ -127,6 +135,9 @@ class GRU(GRUParams):
         seq_input, seq_mask, gate_input, (h0,) = self._sequence_start(
             where, seq_input, 3, "seq_mask", seq_mask, [("h_ini", h_ini)]
         )
+        if self._fused(seq_input):
+            (seq_h,), (h_final,) = self._run_fused(self._sequence, seq_input, seq_mask, gate_input, [h0], backward)
+            return self._results(seq_input, seq_h, h_final, only_return_final, return_final_state)
         options = self._step_options()
 
         def step(x_t, h_prev, W_hid):
@@ -142,5 +153,12 @@ class GRU(GRUParams):
             truncate_gradient=self.truncate_gradient,
             name=f"{type(self).__name__}_scan",
         )
+        return self._results(seq_input, seq_h, h_final, only_return_final, return_final_state)
+
+    def _sequence(self, gate_input, mask, states):
+        return [gru_sequence(gate_input, self.W_hid, *states, mask=mask, grad_clipping=self.grad_clipping)]
+
+    def _results(self, seq_input, seq_h, h_final, only_return_final, return_final_state):
+        """What ``forward`` returns, from either path's sequence and final state."""
         output = h_final if only_return_final else pt.specify_shape(seq_h, seq_input.type.shape[:2] + (self.hidden_dim,))
         return (output, h_final) if return_final_state else output

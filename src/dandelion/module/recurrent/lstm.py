@@ -7,7 +7,7 @@ import pytensor.tensor as pt
 from dandelion import initialization as init
 from dandelion.activation import tanh
 from dandelion.module.recurrent.common import RecurrentModule
-from dandelion.module.recurrent.scan_core import recurrent_scan, truncated_run
+from dandelion.module.recurrent.scan_core import recurrent_scan
 from dandelion.module.recurrent.steps import lstm_step
 from dandelion.ops.lstm import lstm_sequence
 
@@ -176,27 +176,11 @@ class LSTM(LSTMParams):
         output = h_final if only_return_final else pt.specify_shape(seq_h, seq_input.type.shape[:2] + (self.hidden_dim,))
         return (output, h_final, c_final) if return_final_state else output
 
-    def _fused(self, seq_input):
-        # The fused Op implements tanh only; truncation splits the sequence at a static step.
-        if self.hidden_activation not in (tanh, pt.tanh):
-            return False
-        return self.truncate_gradient == -1 or seq_input.type.shape[0] is not None
-
     def _forward_fused(self, seq_input, seq_mask, gate_input, h0, c0, backward, only_return_final, return_final_state):
-        if backward:
-            gate_input = gate_input[::-1]
-            seq_mask = None if seq_mask is None else seq_mask[::-1]
         peepholes = [getattr(self, key) for key in PEEPHOLES] if self.peephole else None
 
-        def run(start, stop, states):
-            mask = None if seq_mask is None else seq_mask[start:stop]
-            return lstm_sequence(
-                gate_input[start:stop], self.W_hid, *states,
-                peepholes=peepholes, mask=mask, grad_clipping=self.grad_clipping,
-            )
+        def sequence(gate_input, mask, states):
+            return lstm_sequence(gate_input, self.W_hid, *states, peepholes=peepholes, mask=mask, grad_clipping=self.grad_clipping)
 
-        seq_h, seq_c = truncated_run(run, seq_input.type.shape[0], self.truncate_gradient, [h0, c0])
-        h_final, c_final = seq_h[-1], seq_c[-1]
-        if backward:
-            seq_h = seq_h[::-1]
+        (seq_h, _), (h_final, c_final) = self._run_fused(sequence, seq_input, seq_mask, gate_input, [h0, c0], backward)
         return self._results(seq_input, seq_h, h_final, c_final, only_return_final, return_final_state)

@@ -81,7 +81,7 @@ def gru_step(gate_input, h_prev, W_hid, *, hidden_dim, grad_clipping=0.0, hidden
     hid = pt.dot(h_prev, W_hid)
     r_x, u_x, c_x = _blocks(gate_input, hidden_dim, 3)
     r_h, u_h, c_h = _blocks(hid, hidden_dim, 3)
-    h = gru_cell(r_x, u_x, c_x, r_h, u_h, c_h, h_prev, pt.sigmoid, hidden_activation)
+    *_, h = gru_cell(r_x, u_x, c_x, r_h, u_h, c_h, h_prev, pt.sigmoid, hidden_activation)
     return _clip(h, grad_clipping)
 
 

@@ -18,53 +18,9 @@ a run-time parameter, so each dtype and input layout compiles one module per Op.
 
 from __future__ import annotations
 
-from pytensor.link.c.params_type import ParamsType
-from pytensor.scalar import float64
-
-from dandelion.ops.c.blas import BlasLinkedCOp, c_type_of, linked_blas, require_blas
-from dandelion.ops.c.lstm_kernels import code_version, support_code
-
-GRAD_PARAMS = ParamsType(grad_clipping=float64)
-
-
-def _arrays_block(where, named, body, fail):
-    """C that takes C-contiguous views of ``named`` [(argument, C variable)], runs ``body`` and releases them.
-
-    ``body`` sets ``err`` to nonzero on failure (a Python error set).
-    """
-    n = len(named)
-    sources = ", ".join(var for _, var in named)
-    return f"""
-    {{
-    PyArrayObject* src_[{n}] = {{{sources}}};
-    PyArrayObject* in_[{n}] = {{NULL}};
-    int err = 0;
-    for (int k = 0; k < {n} && !err; ++k) {{
-        in_[k] = PyArray_GETCONTIGUOUS(src_[k]);
-        if (!in_[k]) err = 1;
-    }}
-    if (!err) {{
-    {body}
-    }}
-    for (int k = 0; k < {n}; ++k) Py_XDECREF(in_[k]);
-    if (err) {{ {fail} }}
-    }}
-    """
-
-
-def _checks(where, shapes):
-    """C checks of ``[(argument, input index, expected dims as C expressions)]``."""
-    lines = []
-    for argument, k, dims in shapes:
-        lines.append(
-            f"if (!err) {{ npy_intp e_[{len(dims)}] = {{{', '.join(dims)}}}; "
-            f'err = dl_lstm_check_shape("{where}", "{argument}", in_[{k}], {len(dims)}, e_, T, B, H); }}'
-        )
-    return "\n    ".join(lines)
-
-
-def _data(k, ctype):
-    return f"(const {ctype}*)PyArray_DATA(in_[{k}])"
+from dandelion.ops.c import lstm_kernels
+from dandelion.ops.c.blas import c_type_of, require_blas
+from dandelion.ops.c.sequence import ClipBoundParams, SequenceCOp, arrays_block, data_pointer, shape_checks
 
 
 def forward_c_code(op, where, node, inputs, outputs, sub):
@@ -80,23 +36,23 @@ def forward_c_code(op, where, node, inputs, outputs, sub):
     shapes += [("h0", 2 + n_peep, state), ("c0", 3 + n_peep, state)]
     shapes += [(f"peephole {k}", 2 + k, ["H"]) for k in range(n_peep)]
     shapes += [("seq_mask", 4 + n_peep, ["T", "B"])] if op.has_mask else []
-    peep = [_data(2 + k, ctype) for k in range(3)] if n_peep else ["NULL"] * 3
-    mask = _data(4 + n_peep, ctype) if op.has_mask else "NULL"
+    peep = [data_pointer(2 + k, ctype) for k in range(3)] if n_peep else ["NULL"] * 3
+    mask = data_pointer(4 + n_peep, ctype) if op.has_mask else "NULL"
     hs, cs, gates = outputs
     body = f"""
     npy_intp T = PyArray_NDIM(in_[0]) == 3 ? PyArray_DIMS(in_[0])[0] : 0;
     npy_intp B = PyArray_NDIM(in_[0]) == 3 ? PyArray_DIMS(in_[0])[1] : 0;
     npy_intp H = PyArray_NDIM(in_[1]) == 2 ? PyArray_DIMS(in_[1])[0] : 0;
-    {_checks(where, shapes)}
+    {shape_checks("dl_lstm", where, shapes)}
     npy_intp d_state[3] = {{T, B, H}}, d_gates[3] = {{T, B, 4 * H}};
     if (!err) err = dl_lstm_output(&{hs}, 3, d_state, {typenum}) || dl_lstm_output(&{cs}, 3, d_state, {typenum})
                     || dl_lstm_output(&{gates}, 3, d_gates, {typenum});
     if (!err && T * B * H > 0)
-        dl_lstm_forward_{ctype}((int)T, (int)B, (int)H, {_data(0, ctype)}, {_data(1, ctype)}, {', '.join(peep)},
-                                {_data(2 + n_peep, ctype)}, {_data(3 + n_peep, ctype)}, {mask},
+        dl_lstm_forward_{ctype}((int)T, (int)B, (int)H, {data_pointer(0, ctype)}, {data_pointer(1, ctype)}, {', '.join(peep)},
+                                {data_pointer(2 + n_peep, ctype)}, {data_pointer(3 + n_peep, ctype)}, {mask},
                                 ({ctype}*)PyArray_DATA({hs}), ({ctype}*)PyArray_DATA({cs}), ({ctype}*)PyArray_DATA({gates}));
     """
-    return _arrays_block(where, list(zip(names, inputs, strict=True)), body, sub["fail"])
+    return arrays_block(list(zip(names, inputs, strict=True)), body, sub["fail"])
 
 
 def backward_c_code(op, where, node, inputs, outputs, sub):
@@ -116,8 +72,8 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
     shapes += [("seq_mask", k_h0 + 2, ["T", "B"])] if m else []
     shapes += [("cs", k_hs + 1, seq), ("gates", k_hs + 2, ["T", "B", "4 * H"])]
     shapes += [("d_hs", k_hs + 3, seq), ("d_cs", k_hs + 4, seq)]
-    peep = [_data(1 + k, ctype) for k in range(3)] if n_peep else ["NULL"] * 3
-    mask = _data(k_h0 + 2, ctype) if m else "NULL"
+    peep = [data_pointer(1 + k, ctype) for k in range(3)] if n_peep else ["NULL"] * 3
+    mask = data_pointer(k_h0 + 2, ctype) if m else "NULL"
     d_gi, d_W, *rest = outputs
     d_peep, (d_h0, d_c0) = rest[:n_peep], rest[n_peep:]
     allocate = [(d_gi, "d_gates"), (d_W, "d_w")] + [(z, "d_vec") for z in d_peep] + [(d_h0, "d_st"), (d_c0, "d_st")]
@@ -131,7 +87,7 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
         PyErr_Format(PyExc_ValueError, "{where}: hs must have ndim 3 (T, B, H), got ndim %d", PyArray_NDIM(in_[{k_hs}]));
         err = 1;
     }}
-    {_checks(where, shapes)}
+    {shape_checks("dl_lstm", where, shapes)}
     npy_intp d_gates[3] = {{T, B, 4 * H}}, d_w[2] = {{H, 4 * H}}, d_vec[1] = {{H}}, d_st[2] = {{B, H}};
     const int d_gates_nd = 3, d_w_nd = 2, d_vec_nd = 1, d_st_nd = 2;
     if (!err) err = {allocations};
@@ -143,29 +99,21 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
             memset(PyArray_DATA({d_h0}), 0, PyArray_NBYTES({d_h0}));
             memset(PyArray_DATA({d_c0}), 0, PyArray_NBYTES({d_c0}));
         }} else {{
-            dl_lstm_backward_{ctype}((int)T, (int)B, (int)H, {_data(0, ctype)}, {', '.join(peep)},
-                                     {_data(k_h0, ctype)}, {_data(k_h0 + 1, ctype)}, {mask},
-                                     {', '.join(_data(k_hs + k, ctype) for k in range(5))}, {sub["params"]}->grad_clipping,
+            dl_lstm_backward_{ctype}((int)T, (int)B, (int)H, {data_pointer(0, ctype)}, {', '.join(peep)},
+                                     {data_pointer(k_h0, ctype)}, {data_pointer(k_h0 + 1, ctype)}, {mask},
+                                     {', '.join(data_pointer(k_hs + k, ctype) for k in range(5))}, {sub["params"]}->grad_clipping,
                                      ({ctype}*)PyArray_DATA({d_gi}), ({ctype}*)PyArray_DATA({d_W}), {', '.join(out_peep)},
                                      ({ctype}*)PyArray_DATA({d_h0}), ({ctype}*)PyArray_DATA({d_c0}));
         }}
     }}
     """
-    return _arrays_block(where, list(zip(names, inputs, strict=True)), body, sub["fail"])
+    return arrays_block(list(zip(names, inputs, strict=True)), body, sub["fail"])
 
 
-class LSTMCOp(BlasLinkedCOp):
-    """Support code, cache version and link flags shared by the two LSTM Ops' C code."""
+class LSTMCOp(SequenceCOp):
+    """The kernels of the two LSTM Ops' C code."""
 
-    def c_support_code(self, **kwargs):
-        return support_code(require_blas(type(self).__name__))
-
-    def c_code_cache_version(self):
-        link = linked_blas()
-        return () if link is None else code_version(link)
-
-    def c_headers(self, **kwargs):
-        return ["<math.h>", "<string.h>", "<stdio.h>"]
+    kernels = lstm_kernels
 
 
 class LSTMForwardCOp(LSTMCOp):
@@ -175,13 +123,8 @@ class LSTMForwardCOp(LSTMCOp):
         return forward_c_code(self, "lstm_sequence", node, inputs, outputs, sub)
 
 
-class LSTMBackwardCOp(LSTMCOp):
+class LSTMBackwardCOp(ClipBoundParams, LSTMCOp):
     """``LSTMSequenceGradOp``'s C implementation; the clip bound is a run-time parameter."""
-
-    params_type = GRAD_PARAMS
-
-    def get_params(self, node):
-        return self.params_type.get_params(grad_clipping=float(self.grad_clipping))
 
     def c_code(self, node, name, inputs, outputs, sub):
         return backward_c_code(self, "lstm_sequence_grad", node, inputs, outputs, sub)

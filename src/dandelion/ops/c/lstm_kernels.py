@@ -16,74 +16,9 @@ import functools
 import zlib
 
 from dandelion.ops.c.blas import gemm_code
+from dandelion.ops.c.sequence import fill, helpers_code
 from dandelion.ops.c.trace import CTrace
 from dandelion.ops.recurrent_cells import lstm_cell, lstm_cell_backward, lstm_cell_backward_factors
-
-# The float32 tanh of ``dandelion.ops.numba.lstm_kernels.rational_tanh`` (same coefficients).
-_ACTIVATIONS = """
-static inline float dl_lstm_tanh_float(float x)
-{
-    x = x > 9.0f ? 9.0f : (x < -9.0f ? -9.0f : x);
-    const float x2 = x * x;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 - 8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return x * p / q;
-}
-
-static inline double dl_lstm_tanh_double(double x) { return tanh(x); }
-
-static inline float dl_lstm_sigmoid_float(float x) { return 0.5f + 0.5f * dl_lstm_tanh_float(0.5f * x); }
-
-static inline double dl_lstm_sigmoid_double(double x) { return 0.5 + 0.5 * dl_lstm_tanh_double(0.5 * x); }
-
-static inline float dl_lstm_clip_float(float x, float b) { return x > b ? b : (x < -b ? -b : x); }
-
-static inline double dl_lstm_clip_double(double x, double b) { return x > b ? b : (x < -b ? -b : x); }
-
-/* Python's repr of a shape tuple, for error messages. */
-static void dl_lstm_shape_repr(char* buf, size_t n, int nd, const npy_intp* dims)
-{
-    size_t used = (size_t)snprintf(buf, n, "(");
-    for (int k = 0; k < nd && used < n; ++k)
-        used += (size_t)snprintf(buf + used, n - used, k ? ", %ld" : "%ld", (long)dims[k]);
-    if (used < n) snprintf(buf + used, n - used, nd == 1 ? ",)" : ")");
-}
-
-/* 0 when ``a`` has shape ``expected``; else a ValueError worded as the Ops' ``perform`` words it. */
-static int dl_lstm_check_shape(const char* where, const char* argument, PyArrayObject* a, int nd, const npy_intp* expected,
-                               npy_intp T, npy_intp B, npy_intp H)
-{
-    int same = PyArray_NDIM(a) == nd;
-    for (int k = 0; same && k < nd; ++k) same = PyArray_DIMS(a)[k] == expected[k];
-    if (same) return 0;
-    char want[96], got[96];
-    dl_lstm_shape_repr(want, sizeof(want), nd, expected);
-    dl_lstm_shape_repr(got, sizeof(got), PyArray_NDIM(a), PyArray_DIMS(a));
-    PyErr_Format(PyExc_ValueError, "%s: %s must have shape %s (T=%ld, B=%ld, H=%ld), got %s", where, argument, want,
-                 (long)T, (long)B, (long)H, got);
-    return -1;
-}
-
-/* A C-contiguous output of the given shape in *z, reused when it already has it. */
-static int dl_lstm_output(PyArrayObject** z, int nd, const npy_intp* dims, int typenum)
-{
-    int reuse = *z != NULL && PyArray_NDIM(*z) == nd && PyArray_IS_C_CONTIGUOUS(*z) && PyArray_TYPE(*z) == typenum;
-    for (int k = 0; reuse && k < nd; ++k) reuse = PyArray_DIMS(*z)[k] == dims[k];
-    if (reuse) return 0;
-    Py_XDECREF(*z);
-    *z = (PyArrayObject*)PyArray_EMPTY(nd, (npy_intp*)dims, typenum, 0);
-    return *z ? 0 : -1;
-}
-"""
 
 _FORWARD_STEP = """
 /* One step's cell over all rows: a (B, 4H) holds the pre-activations and receives the gates. */
@@ -234,12 +169,6 @@ _PEEP_NAMES = ("w_ci", "w_cf", "w_co")
 _LOAD_PEEP = "            const @T@ w_ci = wci[j], w_cf = wcf[j], w_co = wco[j];"
 
 
-def _fill(template, values):
-    for key, value in values.items():
-        template = template.replace(f"@{key}@", value)
-    return template
-
-
 def forward_step_code(ctype, peephole):
     """The forward step of one dtype, with the cell traced from ``recurrent_cells.lstm_cell``."""
     tr = CTrace(ctype, "v")
@@ -250,7 +179,7 @@ def forward_step_code(ctype, peephole):
     i, f, g, o, c, h = lstm_cell(a_i, a_f, a_g, a_o, c_prev, peep_i, peep_f, w_co, sigmoid, tanh, tanh)
     names = {"I": i.name, "F": f.name, "G": g.name, "O": o.name, "C": c.name, "H": h.name}
     body = {"CELL": tr.code(), "LOAD_PEEP": _LOAD_PEEP if peephole else "", **names}
-    return _fill(_fill(_FORWARD_STEP, body), {"T": ctype, "P": str(int(peephole))})
+    return fill(fill(_FORWARD_STEP, body), {"T": ctype, "P": str(int(peephole))})
 
 
 def backward_step_code(ctype, peephole):
@@ -268,17 +197,17 @@ def backward_step_code(ctype, peephole):
     )
     body = {"BACKWARD": tr.code(), "LOAD_PEEP": _LOAD_PEEP if peephole else "", "PEEP_SUMS": sums}
     body.update(DA_I=da_i.name, DA_F=da_f.name, DA_G=da_g.name, DA_O=da_o.name, DC_PREV=dc_prev.name)
-    return _fill(_fill(_BACKWARD_STEP, body), {"T": ctype, "P": str(int(peephole))})
+    return fill(fill(_BACKWARD_STEP, body), {"T": ctype, "P": str(int(peephole))})
 
 
 @functools.cache
 def support_code(link):
     """Every kernel, both dtypes and both peephole variants, calling ``link``'s GEMM (one text for every option)."""
-    parts = [gemm_code("dl_lstm", link), _ACTIVATIONS]
+    parts = [gemm_code("dl_lstm", link), helpers_code("dl_lstm")]
     for ctype in ("float", "double"):
         parts += [forward_step_code(ctype, p) for p in (False, True)]
         parts += [backward_step_code(ctype, p) for p in (False, True)]
-        parts.append(_fill(_DRIVERS, {"T": ctype}))
+        parts.append(fill(_DRIVERS, {"T": ctype}))
     return "".join(parts)
 
 

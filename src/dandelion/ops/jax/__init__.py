@@ -5,6 +5,7 @@ from dandelion.ops.jax import (  # noqa: F401
     conv,
     ctc,
     edit_distance,
+    gru,
     index_bounds,
     lstm,
     pool,

@@ -10,6 +10,7 @@ from dandelion.ops.numba import (  # noqa: F401
     conv,
     ctc,
     edit_distance,
+    gru,
     lstm,
     pool,
 )

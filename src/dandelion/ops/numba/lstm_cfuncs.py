@@ -23,6 +23,7 @@ LSTM_SOURCES = (
     "dandelion.ops.c.numpy_blas",
     "dandelion.ops.numba.blas",
     "dandelion.ops.numba.callbacks",
+    "dandelion.ops.numba.activations",
     "dandelion.ops.numba.lstm_kernels",
     "dandelion.ops.numba.lstm_cfuncs",
     "dandelion.ops.numba.lstm",

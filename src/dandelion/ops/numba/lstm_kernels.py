@@ -14,9 +14,8 @@ vector instructions in ``tests/test_numba_lstm_kernels.py``):
 - each row pass writes few arrays (the gate buffer in place, h and c), so that LLVM's
   runtime alias checks stay within its budget;
 - float32 kernels stay float32: float32 constants here, no numeric literals in the
-  cell definition (Numba would type them int64 or float64 and promote), and a rational
-  tanh instead of libm's scalar call (accurate to 3e-8 in float64, to float32
-  rounding in float32). The float64 kernels keep ``math.tanh``.
+  cell definition (Numba would type them int64 or float64 and promote), and the
+  rational tanh of ``dandelion.ops.numba.activations`` instead of libm's scalar call.
 
 The peepholes, the mask and the clipping are run-time flags of one compiled kernel (one
 cache entry per dtype); absent peepholes are zeros, which leave the results unchanged.
@@ -24,63 +23,14 @@ cache entry per dtype); absent peepholes are zeros, which leave the results unch
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import types
 from numba.extending import overload
 from pytensor.link.numba.dispatch import basic as numba_basic
 
+from dandelion.ops.numba.activations import rational_tanh32, sigmoid32, sigmoid64, tanh64
 from dandelion.ops.numba.blas import dot_into
 from dandelion.ops.recurrent_cells import lstm_cell, lstm_cell_backward, lstm_cell_backward_factors
-
-# The published minimax fit that Eigen and XLA use for float32 tanh: odd, degree 13 over 6.
-_TANH_P = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
-           1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03)  # fmt: skip
-_TANH_Q = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)
-_TANH_BOUND = 9.0  # beyond it tanh is 1 to float32 precision
-
-
-def _rational_tanh(p, q, bound, one):
-    """The rational tanh with coefficients ``p``, ``q``, clamp ``bound`` and ``one`` of one dtype."""
-
-    def tanh(x):
-        x = min(max(x, -bound), bound)
-        x2 = x * x
-        num = p[0]
-        for k in range(1, len(p)):
-            num = num * x2 + p[k]
-        den = q[0]
-        for k in range(1, len(q)):
-            den = den * x2 + q[k]
-        # rounded in float32 the ratio can pass 1 by an ulp near the clamp
-        return min(max(x * num / den, -one), one)
-
-    tanh.__doc__ = f"tanh as an odd rational function, |error| < 3e-8 in float64 (coefficients {type(bound).__name__})."
-    return numba_basic.numba_njit(inline="always")(tanh)
-
-
-rational_tanh = _rational_tanh(_TANH_P, _TANH_Q, _TANH_BOUND, 1.0)
-rational_tanh32 = _rational_tanh(
-    tuple(np.float32(c) for c in _TANH_P), tuple(np.float32(c) for c in _TANH_Q), np.float32(_TANH_BOUND), np.float32(1)
-)
-_HALF32 = np.float32(0.5)
-
-
-@numba_basic.numba_njit(inline="always")
-def sigmoid32(x):
-    return _HALF32 + _HALF32 * rational_tanh32(_HALF32 * x)
-
-
-@numba_basic.numba_njit(inline="always")
-def sigmoid64(x):
-    return 0.5 + 0.5 * math.tanh(0.5 * x)
-
-
-@numba_basic.numba_njit(inline="always")
-def tanh64(x):
-    return math.tanh(x)
-
 
 # The one cell definition, jitted; each kernel inlines it with its dtype's activations.
 lstm_cell_jit = numba_basic.numba_njit(inline="always")(lstm_cell)

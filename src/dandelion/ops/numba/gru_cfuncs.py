@@ -1,0 +1,78 @@
+"""The fused GRU kernels behind C function pointers, compiled once per dtype and cached on disk.
+
+As ``lstm_cfuncs``: a graph's Numba function calls the kernels as external symbols and
+compiles only a thin wrapper. Arrays cross as C-contiguous buffers plus an int64 vector
+``[T, B, H, has_mask]``; the backward kernel also takes ``grad_clipping`` as a float64.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from numba import carray, types
+
+from dandelion.ops.numba.callbacks import export
+from dandelion.ops.numba.gru_kernels import gru_backward, gru_forward
+from dandelion.ops.numba.source_cache import source_cfunc
+
+# every module whose code the compiled GRU functions contain or call (see source_cache)
+GRU_SOURCES = (
+    "dandelion.ops.recurrent_cells",
+    "dandelion.ops.c.numpy_blas",
+    "dandelion.ops.numba.blas",
+    "dandelion.ops.numba.callbacks",
+    "dandelion.ops.numba.activations",
+    "dandelion.ops.numba.gru_kernels",
+    "dandelion.ops.numba.gru_cfuncs",
+    "dandelion.ops.numba.gru",
+)
+
+N_PARAMS = 4
+
+
+@cache
+def gru_cfuncs(dtype_name):
+    """(forward, backward) external functions for ``dtype_name`` ('float32' or 'float64').
+
+    Must run before a cached wrapper calling them is loaded, hence in funcify.
+    """
+    ptr = types.CPointer(getattr(types, dtype_name))
+    params = types.CPointer(types.int64)
+    forward_signature = types.void(*([ptr] * 6), params)
+    backward_signature = types.void(*([ptr] * 9), params, types.float64)
+
+    @source_cfunc(forward_signature, GRU_SOURCES)
+    def forward(gi_p, w_p, h0_p, mask_p, hs_p, cache_p, p_p):
+        p = carray(p_p, (N_PARAMS,))
+        T, B, H = p[0], p[1], p[2]
+        gru_forward(
+            carray(gi_p, (T, B, 3 * H)),
+            carray(w_p, (H, 3 * H)),
+            carray(h0_p, (B, H)),
+            carray(mask_p, (T, B)),
+            p[3] != 0,
+            carray(hs_p, (T, B, H)),
+            carray(cache_p, (T, B, 4 * H)),
+        )
+
+    @source_cfunc(backward_signature, GRU_SOURCES)
+    def backward(w_p, h0_p, mask_p, hs_p, cache_p, dhs_p, dgi_p, dw_p, dh0_p, p_p, clip):
+        p = carray(p_p, (N_PARAMS,))
+        T, B, H = p[0], p[1], p[2]
+        gru_backward(
+            carray(w_p, (H, 3 * H)),
+            carray(h0_p, (B, H)),
+            carray(mask_p, (T, B)),
+            carray(hs_p, (T, B, H)),
+            carray(cache_p, (T, B, 4 * H)),
+            carray(dhs_p, (T, B, H)),
+            clip,
+            p[3] != 0,
+            carray(dgi_p, (T, B, 3 * H)),
+            carray(dw_p, (H, 3 * H)),
+            carray(dh0_p, (B, H)),
+        )
+
+    return export("gru_sequence", dtype_name, forward_signature, (forward,)) + export(
+        "gru_sequence", dtype_name, backward_signature, (backward,)
+    )
