@@ -27,7 +27,7 @@ from dandelion.ops.c.lstm_kernels import code_version, support_code
 GRAD_PARAMS = ParamsType(grad_clipping=float64)
 
 
-def _arrays_block(where, named, body, fail):
+def arrays_block(where, named, body, fail):
     """C that takes C-contiguous views of ``named`` [(argument, C variable)], runs ``body`` and releases them.
 
     ``body`` sets ``err`` to nonzero on failure (a Python error set).
@@ -96,7 +96,7 @@ def forward_c_code(op, where, node, inputs, outputs, sub):
                                 {_data(2 + n_peep, ctype)}, {_data(3 + n_peep, ctype)}, {mask},
                                 ({ctype}*)PyArray_DATA({hs}), ({ctype}*)PyArray_DATA({cs}), ({ctype}*)PyArray_DATA({gates}));
     """
-    return _arrays_block(where, list(zip(names, inputs, strict=True)), body, sub["fail"])
+    return arrays_block(where, list(zip(names, inputs, strict=True)), body, sub["fail"])
 
 
 def backward_c_code(op, where, node, inputs, outputs, sub):
@@ -151,7 +151,7 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
         }}
     }}
     """
-    return _arrays_block(where, list(zip(names, inputs, strict=True)), body, sub["fail"])
+    return arrays_block(where, list(zip(names, inputs, strict=True)), body, sub["fail"])
 
 
 class LSTMCOp(BlasLinkedCOp):
