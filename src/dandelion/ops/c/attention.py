@@ -18,8 +18,8 @@ import zlib
 from pytensor.link.c.params_type import ParamsType
 from pytensor.scalar import float64, int8
 
-from dandelion.ops.c.blas import BlasLinkedCOp, c_type_of, gemm_code, linked_blas, require_blas
-from dandelion.ops.c.lstm import arrays_block
+from dandelion.ops.c.blas import BlasKernelCOp, c_type_of, gemm_code, require_blas
+from dandelion.ops.c.lstm import arrays_block, input_data
 
 PARAMS = ParamsType(scale=float64, causal=int8)
 
@@ -135,25 +135,15 @@ def code_version(link):
     return (1, zlib.crc32(support_code(link).encode()), link.sgemm, link.int_type)
 
 
-def _data(k, ctype):
-    return f"(const {ctype}*)PyArray_DATA(in_[{k}])"
-
-
-def _check_multiplier(where, k):
-    return f'err = dl_attn_check("{where}", "dropout multiplier", in_[{k}], N, Lq, Lk);'
-
-
-def forward_c_code(op, where, node, inputs, outputs, sub):
-    """C of ``AttentionOp``: inputs q, k, v, [multiplier]; outputs out, weights."""
+def _types(where, node):
+    """The node's C type and NumPy type number (declining without a BLAS or for other dtypes)."""
     require_blas(where)
-    ctype = c_type_of(where, [v.dtype for v in node.inputs + node.outputs])
-    typenum = node.outputs[0].type.dtype_specs()[2]
-    names = ["q", "k", "v"] + (["dropout multiplier"] if op.has_dropout else [])
-    out, weights = outputs
-    params = sub["params"]
-    mult = _data(3, ctype) if op.has_dropout else "NULL"
-    check_mult = f"if (!err) {_check_multiplier(where, 3)}" if op.has_dropout else ""
-    body = f"""
+    return c_type_of(where, [v.dtype for v in node.inputs + node.outputs]), node.outputs[0].type.dtype_specs()[2]
+
+
+def _dims(where):
+    """C reading N, Lq, Lk, E, Ev from in_[0..2] (q, k, v) with their checks."""
+    return f"""
     for (int a = 0; a < 3 && !err; ++a) if (PyArray_NDIM(in_[a]) != 3) {{
         PyErr_Format(PyExc_ValueError, "{where}: q, k and v must have ndim 3 (N, L, E), got ndim %d", PyArray_NDIM(in_[a]));
         err = 1;
@@ -163,7 +153,23 @@ def forward_c_code(op, where, node, inputs, outputs, sub):
         N = PyArray_DIMS(in_[0])[0]; Lq = PyArray_DIMS(in_[0])[1]; E = PyArray_DIMS(in_[0])[2];
         Lk = PyArray_DIMS(in_[1])[1]; Ev = PyArray_DIMS(in_[2])[2];
         err = dl_attn_check("{where}", "k", in_[1], N, Lk, E) || dl_attn_check("{where}", "v", in_[2], N, Lk, -1);
-    }}
+    }}"""
+
+
+def _check_multiplier(where, k):
+    return f'err = dl_attn_check("{where}", "dropout multiplier", in_[{k}], N, Lq, Lk);'
+
+
+def forward_c_code(op, where, node, inputs, outputs, sub):
+    """C of ``AttentionOp``: inputs q, k, v, [multiplier]; outputs out, weights."""
+    ctype, typenum = _types(where, node)
+    names = ["q", "k", "v"] + (["dropout multiplier"] if op.has_dropout else [])
+    out, weights = outputs
+    params = sub["params"]
+    mult = input_data(3, ctype) if op.has_dropout else "NULL"
+    check_mult = f"if (!err) {_check_multiplier(where, 3)}" if op.has_dropout else ""
+    body = f"""
+    {_dims(where)}
     {check_mult}
     npy_intp d_out[3] = {{N, Lq, Ev}}, d_w[3] = {{N, Lq, Lk}};
     if (!err) err = dl_attn_output(&{out}, 3, d_out, {typenum}) || dl_attn_output(&{weights}, 3, d_w, {typenum});
@@ -171,7 +177,7 @@ def forward_c_code(op, where, node, inputs, outputs, sub):
         {ctype}* dropped = {"(" + ctype + "*)malloc(sizeof(" + ctype + ") * (size_t)(Lq * Lk > 0 ? Lq * Lk : 1))" if op.has_dropout else "NULL"};
         if ({"!dropped" if op.has_dropout else "0"}) {{ PyErr_NoMemory(); err = 1; }}
         else dl_attn_forward_{ctype}((int)N, (int)Lq, (int)Lk, (int)E, (int)Ev, ({ctype}){params}->scale, (int){params}->causal,
-                                     {_data(0, ctype)}, {_data(1, ctype)}, {_data(2, ctype)}, {mult},
+                                     {input_data(0, ctype)}, {input_data(1, ctype)}, {input_data(2, ctype)}, {mult},
                                      ({ctype}*)PyArray_DATA({out}), ({ctype}*)PyArray_DATA({weights}), dropped);
         free(dropped);
     }}
@@ -181,27 +187,16 @@ def forward_c_code(op, where, node, inputs, outputs, sub):
 
 def backward_c_code(op, where, node, inputs, outputs, sub):
     """C of ``AttentionGradOp``: inputs q, k, v, weights, [multiplier], d_out; outputs dq, dk, dv."""
-    require_blas(where)
-    ctype = c_type_of(where, [v.dtype for v in node.inputs + node.outputs])
-    typenum = node.outputs[0].type.dtype_specs()[2]
+    ctype, typenum = _types(where, node)
     m = int(op.has_dropout)
     names = ["q", "k", "v", "weights"] + (["dropout multiplier"] if m else []) + ["output_grad"]
     dq, dk, dv = outputs
-    mult = _data(4, ctype) if m else "NULL"
+    mult = input_data(4, ctype) if m else "NULL"
     check_mult = f"if (!err) {_check_multiplier(where, 4)}" if m else ""
     body = f"""
-    for (int a = 0; a < 3 && !err; ++a) if (PyArray_NDIM(in_[a]) != 3) {{
-        PyErr_Format(PyExc_ValueError, "{where}: q, k and v must have ndim 3 (N, L, E), got ndim %d", PyArray_NDIM(in_[a]));
-        err = 1;
-    }}
-    npy_intp N = 0, Lq = 0, Lk = 0, E = 0, Ev = 0;
-    if (!err) {{
-        N = PyArray_DIMS(in_[0])[0]; Lq = PyArray_DIMS(in_[0])[1]; E = PyArray_DIMS(in_[0])[2];
-        Lk = PyArray_DIMS(in_[1])[1]; Ev = PyArray_DIMS(in_[2])[2];
-        err = dl_attn_check("{where}", "k", in_[1], N, Lk, E) || dl_attn_check("{where}", "v", in_[2], N, Lk, -1)
-              || dl_attn_check("{where}", "weights", in_[3], N, Lq, Lk) || dl_attn_check("{where}", "output_grad", in_[{3 + m + 1}], N, Lq, Ev);
-        {check_mult}
-    }}
+    {_dims(where)}
+    if (!err) err = dl_attn_check("{where}", "weights", in_[3], N, Lq, Lk) || dl_attn_check("{where}", "output_grad", in_[{4 + m}], N, Lq, Ev);
+    {check_mult}
     npy_intp d_q[3] = {{N, Lq, E}}, d_k[3] = {{N, Lk, E}}, d_v[3] = {{N, Lk, Ev}};
     if (!err) err = dl_attn_output(&{dq}, 3, d_q, {typenum}) || dl_attn_output(&{dk}, 3, d_k, {typenum})
                     || dl_attn_output(&{dv}, 3, d_v, {typenum});
@@ -210,8 +205,8 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
         {ctype}* scratch = ({ctype}*)malloc(sizeof({ctype}) * 2 * block);
         if (!scratch) {{ PyErr_NoMemory(); err = 1; }}
         else dl_attn_backward_{ctype}((int)N, (int)Lq, (int)Lk, (int)E, (int)Ev, ({ctype}){sub["params"]}->scale,
-                                      {_data(0, ctype)}, {_data(1, ctype)}, {_data(2, ctype)}, {_data(3, ctype)}, {mult},
-                                      {_data(4 + m, ctype)}, ({ctype}*)PyArray_DATA({dq}), ({ctype}*)PyArray_DATA({dk}),
+                                      {input_data(0, ctype)}, {input_data(1, ctype)}, {input_data(2, ctype)}, {input_data(3, ctype)}, {mult},
+                                      {input_data(4 + m, ctype)}, ({ctype}*)PyArray_DATA({dq}), ({ctype}*)PyArray_DATA({dk}),
                                       ({ctype}*)PyArray_DATA({dv}), scratch, scratch + block);
         free(scratch);
     }}
@@ -219,7 +214,7 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
     return arrays_block(where, list(zip(names, inputs, strict=True)), body, sub["fail"])
 
 
-class AttentionCOp(BlasLinkedCOp):
+class AttentionCOp(BlasKernelCOp):
     """Support code, cache version, params and link flags shared by the two attention Ops' C code."""
 
     params_type = PARAMS
@@ -227,12 +222,6 @@ class AttentionCOp(BlasLinkedCOp):
     def get_params(self, node):
         return self.params_type.get_params(scale=float(self.scale), causal=int(self.causal))
 
-    def c_support_code(self, **kwargs):
-        return support_code(require_blas(type(self).__name__))
-
-    def c_code_cache_version(self):
-        link = linked_blas()
-        return () if link is None else code_version(link)
-
-    def c_headers(self, **kwargs):
-        return ["<math.h>", "<string.h>", "<stdlib.h>"]
+    kernel_support_code = staticmethod(support_code)
+    kernel_code_version = staticmethod(code_version)
+    kernel_headers = ("<math.h>", "<string.h>", "<stdlib.h>")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pytensor.link.c.params_type import ParamsType
 from pytensor.scalar import float64
 
-from dandelion.ops.c.blas import BlasLinkedCOp, c_type_of, linked_blas, require_blas
+from dandelion.ops.c.blas import BlasKernelCOp, c_type_of, require_blas
 from dandelion.ops.c.lstm_kernels import code_version, support_code
 
 GRAD_PARAMS = ParamsType(grad_clipping=float64)
@@ -63,7 +63,8 @@ def _checks(where, shapes):
     return "\n    ".join(lines)
 
 
-def _data(k, ctype):
+def input_data(k, ctype):
+    """C pointer to the data of the contiguous input view ``in_[k]``."""
     return f"(const {ctype}*)PyArray_DATA(in_[{k}])"
 
 
@@ -80,8 +81,8 @@ def forward_c_code(op, where, node, inputs, outputs, sub):
     shapes += [("h0", 2 + n_peep, state), ("c0", 3 + n_peep, state)]
     shapes += [(f"peephole {k}", 2 + k, ["H"]) for k in range(n_peep)]
     shapes += [("seq_mask", 4 + n_peep, ["T", "B"])] if op.has_mask else []
-    peep = [_data(2 + k, ctype) for k in range(3)] if n_peep else ["NULL"] * 3
-    mask = _data(4 + n_peep, ctype) if op.has_mask else "NULL"
+    peep = [input_data(2 + k, ctype) for k in range(3)] if n_peep else ["NULL"] * 3
+    mask = input_data(4 + n_peep, ctype) if op.has_mask else "NULL"
     hs, cs, gates = outputs
     body = f"""
     npy_intp T = PyArray_NDIM(in_[0]) == 3 ? PyArray_DIMS(in_[0])[0] : 0;
@@ -92,8 +93,8 @@ def forward_c_code(op, where, node, inputs, outputs, sub):
     if (!err) err = dl_lstm_output(&{hs}, 3, d_state, {typenum}) || dl_lstm_output(&{cs}, 3, d_state, {typenum})
                     || dl_lstm_output(&{gates}, 3, d_gates, {typenum});
     if (!err && T * B * H > 0)
-        dl_lstm_forward_{ctype}((int)T, (int)B, (int)H, {_data(0, ctype)}, {_data(1, ctype)}, {', '.join(peep)},
-                                {_data(2 + n_peep, ctype)}, {_data(3 + n_peep, ctype)}, {mask},
+        dl_lstm_forward_{ctype}((int)T, (int)B, (int)H, {input_data(0, ctype)}, {input_data(1, ctype)}, {', '.join(peep)},
+                                {input_data(2 + n_peep, ctype)}, {input_data(3 + n_peep, ctype)}, {mask},
                                 ({ctype}*)PyArray_DATA({hs}), ({ctype}*)PyArray_DATA({cs}), ({ctype}*)PyArray_DATA({gates}));
     """
     return arrays_block(where, list(zip(names, inputs, strict=True)), body, sub["fail"])
@@ -116,8 +117,8 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
     shapes += [("seq_mask", k_h0 + 2, ["T", "B"])] if m else []
     shapes += [("cs", k_hs + 1, seq), ("gates", k_hs + 2, ["T", "B", "4 * H"])]
     shapes += [("d_hs", k_hs + 3, seq), ("d_cs", k_hs + 4, seq)]
-    peep = [_data(1 + k, ctype) for k in range(3)] if n_peep else ["NULL"] * 3
-    mask = _data(k_h0 + 2, ctype) if m else "NULL"
+    peep = [input_data(1 + k, ctype) for k in range(3)] if n_peep else ["NULL"] * 3
+    mask = input_data(k_h0 + 2, ctype) if m else "NULL"
     d_gi, d_W, *rest = outputs
     d_peep, (d_h0, d_c0) = rest[:n_peep], rest[n_peep:]
     allocate = [(d_gi, "d_gates"), (d_W, "d_w")] + [(z, "d_vec") for z in d_peep] + [(d_h0, "d_st"), (d_c0, "d_st")]
@@ -143,9 +144,9 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
             memset(PyArray_DATA({d_h0}), 0, PyArray_NBYTES({d_h0}));
             memset(PyArray_DATA({d_c0}), 0, PyArray_NBYTES({d_c0}));
         }} else {{
-            dl_lstm_backward_{ctype}((int)T, (int)B, (int)H, {_data(0, ctype)}, {', '.join(peep)},
-                                     {_data(k_h0, ctype)}, {_data(k_h0 + 1, ctype)}, {mask},
-                                     {', '.join(_data(k_hs + k, ctype) for k in range(5))}, {sub["params"]}->grad_clipping,
+            dl_lstm_backward_{ctype}((int)T, (int)B, (int)H, {input_data(0, ctype)}, {', '.join(peep)},
+                                     {input_data(k_h0, ctype)}, {input_data(k_h0 + 1, ctype)}, {mask},
+                                     {', '.join(input_data(k_hs + k, ctype) for k in range(5))}, {sub["params"]}->grad_clipping,
                                      ({ctype}*)PyArray_DATA({d_gi}), ({ctype}*)PyArray_DATA({d_W}), {', '.join(out_peep)},
                                      ({ctype}*)PyArray_DATA({d_h0}), ({ctype}*)PyArray_DATA({d_c0}));
         }}
@@ -154,18 +155,12 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
     return arrays_block(where, list(zip(names, inputs, strict=True)), body, sub["fail"])
 
 
-class LSTMCOp(BlasLinkedCOp):
+class LSTMCOp(BlasKernelCOp):
     """Support code, cache version and link flags shared by the two LSTM Ops' C code."""
 
-    def c_support_code(self, **kwargs):
-        return support_code(require_blas(type(self).__name__))
-
-    def c_code_cache_version(self):
-        link = linked_blas()
-        return () if link is None else code_version(link)
-
-    def c_headers(self, **kwargs):
-        return ["<math.h>", "<string.h>", "<stdio.h>"]
+    kernel_support_code = staticmethod(support_code)
+    kernel_code_version = staticmethod(code_version)
+    kernel_headers = ("<math.h>", "<string.h>", "<stdio.h>")
 
 
 class LSTMForwardCOp(LSTMCOp):
