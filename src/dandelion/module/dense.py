@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from dandelion import initialization as init
 from dandelion.module.base import Module
 from dandelion.module.checks import check_axis_length, total_dim
 from dandelion.module.uneven import input_weight_spec
+from dandelion.util.graph import shape_of
 
 
 class Dense(Module):
@@ -40,5 +43,13 @@ class Dense(Module):
         if input.ndim < 1:
             raise ValueError(f"Dense: input must have ndim >= 1, got ndim {input.ndim}")
         check_axis_length("Dense", "input", input, -1, self.input_dim, "input_dims")
-        output = input @ self.W
+        if input.ndim > 2:
+            # matmul's gradient in W over a (..., D) input is a batched product summed over
+            # the leading axes (W5's (32, 128, 512) temporaries and their sums); on rows
+            # flattened to (N, D) it is one GEMM, and the forward product one too
+            lead = shape_of(input)[:-1]
+            rows = math.prod(lead) if all(isinstance(n, int) for n in lead) else -1
+            output = (input.reshape((rows, self.input_dim)) @ self.W).reshape((*lead, self.output_dim))
+        else:
+            output = input @ self.W
         return output if self.b is None else output + self.b
