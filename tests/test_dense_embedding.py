@@ -1,7 +1,6 @@
 """Dense and Embedding against NumPy, every backend; uneven init; build-time errors."""
 
 import numpy as np
-import pytensor
 import pytensor.tensor as pt
 import pytest
 from hypothesis import given
@@ -97,19 +96,3 @@ def test_embedding_looks_up_rows(backend):
         embedding.forward(ftensor("x", (2,)))
     with pytest.raises(ValueError, match=r"expected shape \(7, 3\), got \(3, 3\)"):
         Embedding(7, 3, W=randn(3, 3))
-
-
-def test_dense_weight_gradient_on_3d_input_is_one_product():
-    """dW of a (B, T, D) input: one 2-D product over B * T rows, no batched product summed over B."""
-    dense = Dense(4, 3)
-    x = ftensor("x", (2, 5, 4))
-    out = dense.forward(x)
-    assert out.type.shape == (2, 5, 3)
-    (gW,) = pytensor.grad(pt.sum(pt.tanh(out)), [dense.W])
-    f = compile_fn([x], gW, "c")
-    names = {type(node.op).__name__ for node in f.maker.fgraph.toposort()}
-    assert not names & {"BatchedDot", "Blockwise"}, names
-    data = np.random.default_rng(0).standard_normal((2, 5, 4)).astype("float32")
-    W = dense.W.get_value()
-    expected = data.reshape(10, 4).T @ (1 - np.tanh(data.reshape(10, 4) @ W) ** 2)
-    assert_close(f(data), expected)

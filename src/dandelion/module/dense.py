@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from dandelion import initialization as init
 from dandelion.module.base import Module
 from dandelion.module.checks import check_axis_length, total_dim
@@ -42,13 +40,5 @@ class Dense(Module):
         if input.ndim < 1:
             raise ValueError(f"Dense: input must have ndim >= 1, got ndim {input.ndim}")
         check_axis_length("Dense", "input", input, -1, self.input_dim, "input_dims")
-        lead = input.type.shape[:-1]
-        if input.ndim > 2 and None not in lead:
-            # matmul's gradient in W over a (..., D) input is a batched product summed over
-            # the leading axes (W5's (32, 128, 512) temporaries and their sums); on rows
-            # flattened to (N, D) it is one GEMM. Static lengths only: JAX compiles
-            # reshapes to constant shapes, and a shape-free graph keeps the matmul.
-            output = (input.reshape((math.prod(lead), self.input_dim)) @ self.W).reshape((*lead, self.output_dim))
-        else:
-            output = input @ self.W
+        output = input @ self.W
         return output if self.b is None else output + self.b
