@@ -6,6 +6,8 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import zero_grad
 
+from dandelion.ops.attention import attention as attention_op
+
 
 def _check_qkv(q, k, v):
     q, k, v = (pt.as_tensor_variable(t) for t in (q, k, v))
@@ -120,7 +122,17 @@ def scaled_dot_product_attention(
         convention, 1 = a real step).
     dropout : callable, optional
         ``dropout(weights, p) -> weights``, e.g. a ``Dropout`` module's ``forward``;
-        functions hold no random state, so a module that has one supplies it.
+        functions hold no random state, so a module that has one supplies it. Where the
+        fused kernels (``dandelion.ops.attention``) run, it is applied as the multiplier
+        ``dropout(ones, p)``: it must act elementwise and independently of the values
+        (a mask times a scale), as ``Dropout.forward`` does.
+
+    Notes
+    -----
+    Without ``mask`` and ``key_padding_mask``, with a constant scale (a static E or
+    ``scale`` given) and equal static batch axes, one fused Op per call
+    (``dandelion.ops.attention``) computes the softmax, the products and, in its
+    gradient, dq, dk and dv; other calls run as a graph (``graph_attention``).
 
     Returns
     -------
@@ -138,6 +150,13 @@ def scaled_dot_product_attention(
     """
     q, k, v = _check_qkv(q, k, v)
     target = scores_shape(q, k)
+    if dropout_p and dropout is None:
+        raise ValueError(
+            "scaled_dot_product_attention: dropout_p > 0 needs dropout=, a callable (weights, p) -> weights "
+            "such as a Dropout module's forward"
+        )
+    if mask is None and key_padding_mask is None and _fusable(q, k, v, scale):
+        return _fused_attention(q, k, v, causal, dropout_p, scale, dropout, target)
     if scale is None:
         if q.type.shape[-1] is None:
             scale = 1 / pt.sqrt(pt.cast(q.shape[-1], q.dtype))
@@ -145,26 +164,64 @@ def scaled_dot_product_attention(
             scale = np.asarray(1 / np.sqrt(q.type.shape[-1]), dtype=q.dtype)
     else:
         scale = np.asarray(scale, dtype=q.dtype)
-    scores = pt.matmul(q, k.swapaxes(-1, -2)) * scale
     keep = None
+    additive = None
     if mask is not None:
         mask = check_mask("scaled_dot_product_attention", "mask", mask, target)
         if mask.dtype == "bool":
             keep = mask
         elif mask.dtype.startswith("float"):
-            scores = scores + mask.astype(scores.dtype)
+            additive = mask
         else:
             raise TypeError(f"scaled_dot_product_attention: mask must be boolean or floating point, got dtype {mask.dtype}")
     for extra in (_causal_keep(q, k) if causal else None,
                   None if key_padding_mask is None else _key_padding_keep(key_padding_mask, target)):
         if extra is not None:
             keep = extra if keep is None else pt.and_(keep, extra)
+    return graph_attention(q, k, v, scale, keep=keep, additive=additive, dropout_p=dropout_p, dropout=dropout)
+
+
+def graph_attention(q, k, v, scale, keep=None, additive=None, dropout_p=0.0, dropout=None):
+    """``scaled_dot_product_attention`` as a graph of matmuls and ``masked_softmax`` (every mask kind).
+
+    ``scale`` a scalar (tensor or array), ``keep`` booleans and ``additive`` floats
+    broadcastable to the scores (..., Lq, Lk), or None.
+    """
+    scores = pt.matmul(q, k.swapaxes(-1, -2)) * scale
+    if additive is not None:
+        scores = scores + additive.astype(scores.dtype)
     weights = masked_softmax(scores, keep)
     if dropout_p:
-        if dropout is None:
-            raise ValueError(
-                "scaled_dot_product_attention: dropout_p > 0 needs dropout=, a callable (weights, p) -> weights "
-                "such as a Dropout module's forward"
-            )
         weights = dropout(weights, dropout_p)
     return pt.matmul(weights, v)
+
+
+def _fusable(q, k, v, scale):
+    """Whether ``ops.attention`` computes this call: a constant scale and equal, static batch axes."""
+    batch = q.type.shape[:-2]
+    return (
+        (scale is not None or q.type.shape[-1] is not None)
+        and None not in batch
+        and k.type.shape[:-2] == batch == v.type.shape[:-2]
+        and q.dtype == k.dtype == v.dtype
+        and q.dtype in ("float32", "float64")
+    )
+
+
+def _fused_attention(q, k, v, causal, dropout_p, scale, dropout, target):
+    """The fused Op on (batch..., L, E) flattened to (N, L, E).
+
+    Dropout is applied to the weights as the multiplier ``dropout(ones, p)`` (a mask
+    over the keep probability for a ``Dropout`` module), drawn by the graph so that the
+    masks are the graph path's; the kernels multiply by it.
+    """
+    batch = q.type.shape[:-2]
+    n = int(np.prod(batch, dtype=np.int64))
+    scale = 1 / np.sqrt(q.type.shape[-1]) if scale is None else float(scale)
+    flat = [t.reshape((n, t.shape[-2], t.shape[-1])) for t in (q, k, v)]
+    multiplier = None
+    if dropout_p:
+        ones = pt.ones(tuple(s if s is not None else d for s, d in zip(target, (*batch, q.shape[-2], k.shape[-2]))), dtype=q.dtype)
+        multiplier = dropout(ones, dropout_p).reshape((n, q.shape[-2], k.shape[-2]))
+    out, _ = attention_op(*flat, scale, causal, multiplier)
+    return out.reshape((*batch, q.shape[-2], v.shape[-1]))

@@ -1,7 +1,8 @@
 """PyTensor Ops of dandelion with their backend kernels, one home module per Op family.
 
-``conv`` (2-D convolution and its adjoints), ``pool`` (pooling and its gradients),
-``ctc`` (the CTC forward recursion), ``edit_distance``, ``lstm`` and ``gru`` (the fused LSTM and GRU
+``attention`` (fused scaled dot-product attention and its gradient), ``conv`` (2-D
+convolution and its adjoints), ``pool`` (pooling and its gradients), ``ctc`` (the CTC
+forward recursion), ``edit_distance``, ``lstm`` and ``gru`` (the fused LSTM and GRU
 sequences), ``batch_norm`` (fused training-mode batch normalisation), ``axis_sum``
 and ``index_bounds``; shape arithmetic in ``geometry``. Each family's kernels live at
 mirrored paths: NumPy in ``<family>_numpy`` (the ``perform`` path), C in ``c/<family>.py``,

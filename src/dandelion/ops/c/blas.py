@@ -140,3 +140,23 @@ class BlasLinkedCOp(COp):
 
     def c_header_dirs(self, **kwargs):
         return self._link_flags("header_dirs")
+
+
+class BlasKernelCOp(BlasLinkedCOp):
+    """A ``BlasLinkedCOp`` whose support code and cache version are its family's, generated per ``BlasLink``.
+
+    Subclasses define ``kernel_support_code(link)`` and ``kernel_code_version(link)`` (methods
+    or ``staticmethod``) and may set ``kernel_headers``.
+    """
+
+    kernel_headers = ("<math.h>", "<string.h>")
+
+    def c_support_code(self, **kwargs):
+        return self.kernel_support_code(require_blas(type(self).__name__))
+
+    def c_code_cache_version(self):
+        link = linked_blas()
+        return () if link is None else self.kernel_code_version(link)
+
+    def c_headers(self, **kwargs):
+        return list(self.kernel_headers)

@@ -99,7 +99,7 @@ class GRUCOp(SequenceCOp):
     """The kernels of the two GRU Ops' C code."""
 
     kernels = gru_kernels
-    headers = SequenceCOp.headers + ("<stdlib.h>",)  # malloc of the backward's scratch
+    kernel_headers = SequenceCOp.kernel_headers + ("<stdlib.h>",)  # malloc of the backward's scratch
 
 
 class GRUForwardCOp(GRUCOp):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pytensor.link.c.params_type import ParamsType
 from pytensor.scalar import float64
 
-from dandelion.ops.c.blas import BlasLinkedCOp, linked_blas, require_blas
+from dandelion.ops.c.blas import BlasKernelCOp
 
 # The gradient Ops' one parameter: the clip bound, read at run time (one module for every bound).
 GRAD_PARAMS = ParamsType(grad_clipping=float64)
@@ -139,25 +139,21 @@ def fill(template, values):
     return template
 
 
-class SequenceCOp(BlasLinkedCOp):
+class SequenceCOp(BlasKernelCOp):
     """Support code, cache version and link flags of a fused recurrent family's two Ops.
 
     Subclasses set ``kernels``, the family's kernel module (``support_code(link)`` and
-    ``code_version(link)``), and may extend ``headers``.
+    ``code_version(link)``), and may extend ``kernel_headers``.
     """
 
     kernels = None
-    headers = ("<math.h>", "<string.h>", "<stdio.h>")
+    kernel_headers = ("<math.h>", "<string.h>", "<stdio.h>")
 
-    def c_support_code(self, **kwargs):
-        return self.kernels.support_code(require_blas(type(self).__name__))
+    def kernel_support_code(self, link):
+        return self.kernels.support_code(link)
 
-    def c_code_cache_version(self):
-        link = linked_blas()
-        return () if link is None else self.kernels.code_version(link)
-
-    def c_headers(self, **kwargs):
-        return list(self.headers)
+    def kernel_code_version(self, link):
+        return self.kernels.code_version(link)
 
 
 class ClipBoundParams:

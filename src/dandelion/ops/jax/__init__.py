@@ -1,6 +1,7 @@
 """JAX implementations of dandelion's Ops, registered with PyTensor's JAX dispatcher on import."""
 
 from dandelion.ops.jax import (  # noqa: F401
+    attention,
     batch_norm,
     conv,
     ctc,

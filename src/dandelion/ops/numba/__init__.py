@@ -6,6 +6,7 @@ of its compiled functions is keyed on the family's source; C callbacks are compi
 """
 
 from dandelion.ops.numba import (  # noqa: F401
+    attention,
     batch_norm,
     conv,
     ctc,
