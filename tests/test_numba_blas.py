@@ -1,9 +1,9 @@
-"""``dandelion.ops.numba.blas.dot_into``: the Numba kernels' GEMM on NumPy's OpenBLAS.
+"""``dandelion.ops.numba.blas.dot_into``: the Numba kernels' GEMM with ``beta``, on SciPy's BLAS.
 
 Against NumPy's ``@`` over shapes (empty ones included), operand layouts (row-major and
-transposed views), ``accumulate`` and both float dtypes; the kernels that use it
-(LSTM, convolution) call NumPy's GEMM symbol, not Numba's ``np.dot``; a kernel calling it
-caches on disk and loads in a fresh process.
+transposed views), ``accumulate`` and both float dtypes; the kernels that use it (LSTM,
+convolution) call the registered GEMM symbol; a kernel calling it caches on disk and
+loads in a fresh process.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit, types
 
-from dandelion.ops.c.numpy_blas import numpy_openblas
 from dandelion.ops.numba import blas, lstm_kernels
 
-needs_numpy_blas = pytest.mark.skipif(
-    numpy_openblas() is None, reason="NumPy bundles no OpenBLAS here; dot_into is np.dot"
-)
+needs_scipy_blas = pytest.mark.skipif(not blas.HAVE_SCIPY_BLAS, reason="no scipy.linalg.cython_blas here; dot_into is np.dot")
 
 
 @njit
@@ -78,10 +75,10 @@ def test_dot_into_a_strided_output_leaves_the_gaps_alone():
     assert (C[:, 1::2] == 7.0).all()
 
 
-@needs_numpy_blas
+@needs_scipy_blas
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_the_lstm_kernels_call_numpys_gemm_not_numbas_dot(dtype):
-    """The forward kernel's IR calls the registered symbol and no Numba BLAS wrapper."""
+def test_the_lstm_kernels_call_the_registered_gemm(dtype):
+    """The forward kernel's IR calls the registered symbol, not Numba's ``np.dot`` wrapper."""
     scalar = getattr(types, dtype)
     a3, a2, flag = types.Array(scalar, 3, "C"), types.Array(scalar, 2, "C"), types.boolean
     signature = (a3, a2, a2, a2, a2, a2, flag, flag, a3, a3, a3)
@@ -91,7 +88,7 @@ def test_the_lstm_kernels_call_numpys_gemm_not_numbas_dot(dtype):
     assert "numba_xxgemm" not in ir
 
 
-@needs_numpy_blas
+@needs_scipy_blas
 def test_a_kernel_calling_dot_into_is_cached_and_loads_in_a_new_process(tmp_path):
     """Numba refuses to cache calls through ctypes pointers; the registered symbol is cacheable."""
     module = tmp_path / "cached_product.py"

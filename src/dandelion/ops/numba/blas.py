@@ -1,16 +1,16 @@
-"""Matrix products for the Numba kernels on NumPy's own OpenBLAS: ``dot_into(A, B, C, accumulate)``.
+"""Matrix products for the Numba kernels with ``beta``: ``dot_into(A, B, C, accumulate)``.
 
-Numba's ``np.dot`` calls the BLAS that SciPy exports to Cython (SciPy's bundled
-OpenBLAS, a second library beside NumPy's). Measured here (AMD EPYC, one thread) for
-the LSTM(256) step's (32 x 256) by (256 x 1024) float32 product: 0.32 ms through Numba's
-``np.dot`` against 0.23 ms through NumPy's; W1's training step runs about a hundred
-such products. ``dot_into`` calls the GEMM of the OpenBLAS in NumPy's wheel
-(``dandelion.ops.c.numpy_blas``) instead, with ``beta`` so that accumulating products
-need no temporary. The symbol is registered with LLVM under a name of ours when this
-module is imported, before any cached kernel that calls it is loaded, so the kernels
-stay cacheable on disk (Numba would not cache a call through a ctypes pointer).
-
-Where NumPy bundles no OpenBLAS, ``dot_into`` is ``np.dot``.
+The kernels call the GEMM that Numba's own ``np.dot`` calls, SciPy's BLAS as exported
+to Cython (``scipy.linalg.cython_blas``), through its Fortran interface with ``beta``:
+an accumulating product needs no temporary and a transposed operand no copy. It must be
+that library and no other: a PyTensor graph on the Numba backend runs its own products
+(dense layers, input projections) through ``np.dot``, and two OpenBLAS thread pools in
+one process spin against each other. Measured (AMD EPYC, 2 threads, W1's Numba training
+step): 35 ms with one pool, 100 ms when these kernels called NumPy's bundled OpenBLAS
+while the graph's products called SciPy's. The function pointer is registered with LLVM
+under a name of ours when this module is imported, before any cached kernel that calls
+it is loaded, so the kernels stay cacheable on disk (Numba would not cache a call
+through a ctypes pointer).
 """
 
 from __future__ import annotations
@@ -25,29 +25,35 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from pytensor.link.numba.dispatch import basic as numba_basic
 
-from dandelion.ops.c.numpy_blas import numpy_openblas
+_SYMBOLS = {"float32": "dandelion_scipy_sgemm", "float64": "dandelion_scipy_dgemm"}
 
-_SYMBOLS = {"float32": "dandelion_numpy_sgemm", "float64": "dandelion_numpy_dgemm"}
+
+def _capsule_address(capsule):
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    return get_pointer(capsule, get_name(capsule))
 
 
 def _register_symbols():
-    """Whether NumPy's GEMMs are reachable from jitted code (registering them once)."""
-    bundled = numpy_openblas()
-    if bundled is None:
+    """The integer width of SciPy's GEMMs, registered once for jitted code; None without them."""
+    try:
+        from scipy.linalg import cython_blas
+    except ImportError:
         return None
-    lib = ctypes.CDLL(str(bundled.path))
-    for dtype, symbol in (("float32", bundled.sgemm), ("float64", bundled.dgemm)):
-        llvm.add_symbol(_SYMBOLS[dtype], ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value)
-    return 64 if bundled.ilp64 else 32
+    for dtype, name in (("float32", "sgemm"), ("float64", "dgemm")):
+        llvm.add_symbol(_SYMBOLS[dtype], _capsule_address(cython_blas.__pyx_capi__[name]))
+    return 32  # SciPy's cython_blas takes Fortran ``int``
 
 
 INT_BITS = _register_symbols()
-HAVE_NUMPY_BLAS = INT_BITS is not None
+HAVE_SCIPY_BLAS = INT_BITS is not None
 
 
 @intrinsic
 def _gemm(typingctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """Column-major ``c = alpha op(a) op(b) + beta c`` through NumPy's xGEMM (Fortran interface)."""
+    """Column-major ``c = alpha op(a) op(b) + beta c`` through SciPy's xGEMM (Fortran interface)."""
     dtype = c.dtype
 
     def codegen(context, builder, signature, args):
@@ -117,7 +123,7 @@ def _gemm_into_contiguous(A, B, C, accumulate):
 # Not self-recursive (the strided case calls the contiguous helper): a cached kernel that
 # reached a recursive ``dot_into`` crashed (SIGSEGV) when a new process loaded it from disk.
 @numba_basic.numba_njit(boundscheck=False)
-def _dot_into_numpy_blas(A, B, C, accumulate):
+def _dot_into_scipy_blas(A, B, C, accumulate):
     M, K = A.shape
     N = B.shape[1]
     if M == 0 or N == 0:
@@ -148,4 +154,4 @@ def _dot_into_numba(A, B, C, accumulate):
 # ``C = A @ B`` (``C += A @ B`` when ``accumulate``) for 2-D float arrays of one dtype: A
 # (M, K) and B (K, N) row-major or transposed views of row-major arrays (other layouts
 # are copied), C (M, N) C-contiguous.
-dot_into = _dot_into_numpy_blas if HAVE_NUMPY_BLAS else _dot_into_numba
+dot_into = _dot_into_scipy_blas if HAVE_SCIPY_BLAS else _dot_into_numba
