@@ -16,7 +16,6 @@ from dandelion.ops.numba.blas import dot_into
 from dandelion.ops.numba.source_cache import register_numba_op
 
 ATTENTION_SOURCES = (
-    "dandelion.ops.c.numpy_blas",
     "dandelion.ops.numba.blas",
     "dandelion.ops.numba.attention",
 )

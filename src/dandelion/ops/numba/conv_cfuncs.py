@@ -27,7 +27,6 @@ N_PARAMS = 19
 # The modules whose source the convolution's compiled Numba code depends on.
 CONV_SOURCES = (
     "dandelion.ops.geometry",
-    "dandelion.ops.c.numpy_blas",
     "dandelion.ops.numba.blas",
     "dandelion.ops.numba.buffers",
     "dandelion.ops.numba.callbacks",

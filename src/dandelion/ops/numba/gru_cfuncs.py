@@ -18,7 +18,6 @@ from dandelion.ops.numba.source_cache import source_cfunc
 # every module whose code the compiled GRU functions contain or call (see source_cache)
 GRU_SOURCES = (
     "dandelion.ops.recurrent_cells",
-    "dandelion.ops.c.numpy_blas",
     "dandelion.ops.numba.blas",
     "dandelion.ops.numba.callbacks",
     "dandelion.ops.numba.activations",

@@ -20,7 +20,6 @@ from dandelion.ops.numba.source_cache import source_cfunc
 # every module whose code the compiled LSTM functions contain or call (see source_cache)
 LSTM_SOURCES = (
     "dandelion.ops.recurrent_cells",
-    "dandelion.ops.c.numpy_blas",
     "dandelion.ops.numba.blas",
     "dandelion.ops.numba.callbacks",
     "dandelion.ops.numba.activations",
