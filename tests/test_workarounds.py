@@ -188,3 +188,43 @@ def test_softmax_op_on_c():
         assert len(kept) == 2 and not any(hasattr(op, "c_code") for op in kept)
     else:
         assert kept == []
+
+
+# ------------------------------------------------------------------ products folded with a scalar
+def _products(function):
+    return sum("Dot" in type(node.op).__name__ or "Gemm" in type(node.op).__name__ for node in function.maker.fgraph.apply_nodes)
+
+
+def _gradient_and_scaled_gradient():
+    """A weight gradient read twice, as Adam reads it: (1 - beta1) * g and g * g."""
+    x, g, scale = _product_inputs()
+    weight_gradient = x.T @ g
+    return [x, g, scale], [scale * weight_gradient, weight_gradient * weight_gradient]
+
+
+def _product_inputs():
+    # a scalar variable: PyTensor folds variables, not constants, into Dot22Scalar
+    return pt.tensor("x", shape=(5, 4), dtype="float32"), pt.tensor("g", shape=(5, 3), dtype="float32"), pt.fscalar("scale")
+
+
+@pytest.mark.skipif(not _workarounds.DOT22SCALAR_DUPLICATES_PRODUCT.active, reason="not a bug of this PyTensor line")
+def test_dot22scalar_duplicating_a_product_still_present():
+    inputs, outputs = _gradient_and_scaled_gradient()
+    assert _products(pytensor.function(inputs, outputs, mode=PY_FAST_RUN)) == 2
+
+
+def test_shared_products_are_computed_once_on_c():
+    inputs, outputs = _gradient_and_scaled_gradient()
+    f = dandelion.function(inputs, outputs, mode=dandelion.compile.resolve_mode("c").clone(linker="py"))
+    assert _products(f) == 1
+    rng = np.random.default_rng(0)
+    x, g = rng.standard_normal((5, 4), dtype="float32"), rng.standard_normal((5, 3), dtype="float32")
+    scaled, squared = f(x, g, np.float32(0.1))
+    np.testing.assert_allclose(scaled, np.float32(0.1) * (x.T @ g), rtol=1e-5)
+    np.testing.assert_allclose(squared, (x.T @ g) ** 2, rtol=1e-5)
+
+
+def test_a_product_read_once_still_takes_its_scalar():
+    x, g, scale = _product_inputs()
+    f = dandelion.function([x, g, scale], scale * (x.T @ g), mode=dandelion.compile.resolve_mode("c").clone(linker="py"))
+    assert [type(node.op).__name__ for node in f.maker.fgraph.apply_nodes if "Dot" in type(node.op).__name__] == ["Dot22Scalar"]
