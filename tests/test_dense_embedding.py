@@ -72,6 +72,27 @@ def test_dense_gradient_matches_finite_differences():
     assert dense64.forward(x).dtype == "float64"
 
 
+def test_dense_gradients_on_sequences_match_numpy(backend):
+    """(B, T, D) inputs, static and free leading axes: one product over B * T rows, same gradients."""
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((2, 3, 4)).astype("float32")
+    upstream = rng.standard_normal((2, 3, 5)).astype("float32")
+    for shape in ((2, 3, 4), (None, None, 4)):
+        dense = Dense(4, 5, b=init.Constant(0.5))
+        x = ftensor("x", shape)
+        y = dense.forward(x)
+        assert y.type.shape == shape[:-1] + (5,)
+        g = pt.tensor("g", shape=y.type.shape, dtype="float32")
+        W, b = dense.params
+        f = compile_fn([x, g], [y, *pt.grad((y * g).sum(), [x, W, b])], backend)
+        out, dx, dW, db = f(data, upstream)
+        W_value = dense.W.get_value()
+        assert_close(out, data @ W_value + 0.5)
+        assert_close(dx, upstream @ W_value.T)
+        assert_close(dW, data.reshape(-1, 4).T @ upstream.reshape(-1, 5))
+        assert_close(db, upstream.sum(axis=(0, 1)))
+
+
 def test_dense_rejects_wrong_feature_size_at_build_time():
     dense = Dense(4, 2)
     with pytest.raises(ValueError, match=r"Dense: input axis -1 \(input_dims\) must be 4, got 5"):

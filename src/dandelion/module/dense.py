@@ -40,5 +40,12 @@ class Dense(Module):
         if input.ndim < 1:
             raise ValueError(f"Dense: input must have ndim >= 1, got ndim {input.ndim}")
         check_axis_length("Dense", "input", input, -1, self.input_dim, "input_dims")
-        output = input @ self.W
+        if input.ndim > 2:
+            # One product over all leading axes: ``input @ W`` on (B, T, D) is a batched
+            # matmul whose weight gradient PyTensor computes as B small products and a sum.
+            leading = [size if size is not None else input.shape[axis] for axis, size in enumerate(input.type.shape[:-1])]
+            flat = input.reshape((-1, self.input_dim)) @ self.W
+            output = flat.reshape((*leading, self.output_dim))
+        else:
+            output = input @ self.W
         return output if self.b is None else output + self.b
