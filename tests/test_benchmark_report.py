@@ -54,3 +54,18 @@ def test_markdown_table_ratios_are_against_torch():
     assert "25.0 (2.50x)" in row and "10.0 (1.00x)" in row and "failed" in row
     # a scaling-only run gives the machine line and no empty table
     assert markdown_table([_scaling("torch", 25, 1.0)], ENVIRONMENT, 100.0, {}).count("\n") == 1
+
+
+def test_cold_compile_children_get_empty_caches_and_keep_other_flags(tmp_path):
+    from benchmarks.cold_compile import cold_environment, table
+
+    env = cold_environment({"PYTENSOR_FLAGS": "floatX=float32,base_compiledir=/warm", "PATH": "/bin"}, tmp_path)
+    assert env["PYTENSOR_FLAGS"] == f"floatX=float32,base_compiledir={tmp_path / 'pytensor'}"
+    assert env["NUMBA_CACHE_DIR"] == str(tmp_path / "numba") and env["PATH"] == "/bin"
+    assert cold_environment({}, tmp_path)["PYTENSOR_FLAGS"] == f"base_compiledir={tmp_path / 'pytensor'}"
+    records = [
+        {"workload": "W4", "framework": "dandelion-c", "status": "ok", "compile_s": 12.34},
+        {"workload": "W4", "framework": "dandelion-numba", "status": "failed", "error": "boom"},
+    ]
+    rows = table(records, ["W4"], ["dandelion-c", "dandelion-numba", "dandelion-jax"], "train").splitlines()
+    assert rows[-1] == "| W4 | 12.3 s | failed | failed |"
