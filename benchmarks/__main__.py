@@ -18,7 +18,8 @@ from pathlib import Path
 FRAMEWORKS = ["dandelion-c", "dandelion-numba", "dandelion-jax", "torch", "jax"]
 
 
-def run_child(workload, framework, mode, args, override=None):
+def run_child(workload, framework, mode, args, override=None, env=None):
+    """The child's result record (``status`` 'failed' with the reason when it gave none); ``env`` replaces the environment."""
     command = [
         sys.executable, "-m", "benchmarks.run_one", "--workload", workload, "--framework", framework,
         "--mode", mode, "--threads", str(args.threads), "--warmup", str(args.warmup), "--steps", str(args.steps),
@@ -26,7 +27,7 @@ def run_child(workload, framework, mode, args, override=None):
     if override:
         command += ["--override", json.dumps(override)]
     try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env)
         lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
         if lines:
             return json.loads(lines[-1][len("RESULT "):])

@@ -10,12 +10,11 @@ child's ``compile_s``: graph building, compilation and the first call.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from benchmarks.__main__ import run_child
 
 BACKENDS = ["dandelion-c", "dandelion-numba", "dandelion-jax"]
 
@@ -31,19 +30,9 @@ def cold_environment(environment, folder):
 
 def run_cold(workload, framework, mode, threads, timeout):
     """The child's result record for one cold compile (``status`` 'failed' with the reason otherwise)."""
-    command = [
-        sys.executable, "-m", "benchmarks.run_one", "--workload", workload, "--framework", framework,
-        "--mode", mode, "--threads", str(threads), "--warmup", "0", "--steps", "1",
-    ]
+    settings = argparse.Namespace(threads=threads, warmup=0, steps=1, timeout=timeout)
     with tempfile.TemporaryDirectory(prefix="dandelion-cold-") as folder:
-        try:
-            completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=cold_environment(os.environ, folder))
-        except subprocess.TimeoutExpired:
-            return {"workload": workload, "framework": framework, "mode": mode, "status": "failed", "error": f"timed out after {timeout} s"}
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    if not lines:
-        return {"workload": workload, "framework": framework, "mode": mode, "status": "failed", "error": (completed.stderr or completed.stdout)[-500:]}
-    return json.loads(lines[-1][len("RESULT "):])
+        return run_child(workload, framework, mode, settings, env=cold_environment(os.environ, folder))
 
 
 def table(records, workloads, frameworks, mode):
