@@ -5,7 +5,8 @@ to its own core: one process with one CPU device; the same at half the batch (on
 process's share of a 2-way split: its step time is what two processes would take if
 communication and the replicated optimizer update were free); one process with two
 simulated CPU devices (``--xla_force_host_platform_device_count=2``); two processes with
-one CPU device each, joined over 127.0.0.1 (gloo collectives). ``--repeats`` rounds run
+one CPU device each, joined over 127.0.0.1 (gloo collectives; the threads ``initialize``
+starts may use every core and run at nice 19, see ``--communication-nice``). ``--repeats`` rounds run
 every configuration, alternating their order; the table gives medians over the rounds,
 the speed-up against the one-device run of the same round, the CPU time per step of each
 process (a step on a core shared with other jobs takes longer without taking more CPU
@@ -80,6 +81,8 @@ def run(workload, devices, processes, args, cpu=True, half=False):
     cores = sorted(os.sched_getaffinity(0))
     if processes > 1 and cpu and not args.pin_communication:
         command += ["--communication-cores", ",".join(map(str, cores))]
+    if processes > 1 and args.communication_nice is not None:
+        command += ["--communication-nice", str(args.communication_nice)]
     batch = _batch(workload, half)
     if batch:
         command += ["--batch", str(batch)]
@@ -124,8 +127,12 @@ def main(argv=None):
     parser.add_argument("--accelerator", action="store_true", help="one process on the devices JAX finds")
     parser.add_argument("--pin-communication", action="store_true",
                         help="keep gloo's threads on their process's core (default: free to use every core)")
+    parser.add_argument("--communication-nice", type=int, default=19,
+                        help="nice value of gloo's threads in the 2-process runs (default 19; -1: leave them)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
+    if args.communication_nice < 0:
+        args.communication_nice = None
     configs = [(1, 1, False)] if args.accelerator else CPU_CONFIGS
     records = []
     for workload in args.workloads.split(","):

@@ -7,19 +7,22 @@ saved on one mesh and loaded on the other; records bad-input messages.
 
 ``python -m tests.distributed_worker process OUT``: one of several processes joined by
 ``dandelion.distributed.initialize`` (coordinator and ids from the environment); each
-feeds its own rows of the global batches. Process 0 writes the results.
+feeds its own rows of the global batches, with gloo's threads at nice
+``COMMUNICATION_NICE``. Process 0 writes the results.
 
 Results go to ``OUT/<mode>.npz``; the parent asserts on them.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 STEPS = 4
+COMMUNICATION_NICE = 19
 
 
 def _run_function(function, data):
@@ -136,17 +139,20 @@ def devices(out):
 
 
 def process(out):
-    from dandelion.distributed import DataParallelStep, initialize, make_mesh, shutdown
+    from dandelion.distributed import DataParallelStep, communication_threads, initialize, make_mesh, shutdown
     from tests.distributed_model import GLOBAL_BATCH, batches, build, weights
 
-    process_id, count = initialize(initialization_timeout=30)
+    main_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    process_id, count = initialize(initialization_timeout=30, communication_nice=COMMUNICATION_NICE)
+    nices = [os.getpriority(os.PRIO_PROCESS, tid) for tid in communication_threads()]
     model, inputs, loss, updates = build()
     step = DataParallelStep(inputs, loss, updates, mesh=make_mesh())
     rows = step.local_rows(GLOBAL_BATCH)
     losses = _run_step(step, batches(STEPS), rows)
     step.pull()
     if process_id == 0:
-        results = {"count": np.asarray(count), "rows": np.asarray([rows.start, rows.stop])}
+        results = {"count": np.asarray(count), "rows": np.asarray([rows.start, rows.stop]),
+                   "nices": np.asarray(nices), "main_nice": np.asarray([main_nice, os.getpriority(os.PRIO_PROCESS, 0)])}
         _store(results, "processes", losses, weights(model, updates))
         np.savez(Path(out) / "process.npz", **results)
     else:

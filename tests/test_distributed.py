@@ -184,6 +184,25 @@ def test_two_processes_train_like_one_device(devices_run, processes_run):
     assert_same_run(processes_run, "processes", devices_run)
 
 
+def test_communication_threads_run_at_the_nice_value_given_and_the_step_keeps_its_own(processes_run):
+    from tests.distributed_worker import COMMUNICATION_NICE
+
+    # gloo's event loop and the coordination client start inside initialize
+    assert len(processes_run["nices"]) >= 1
+    assert processes_run["nices"].tolist() == [COMMUNICATION_NICE] * len(processes_run["nices"])
+    before, after = processes_run["main_nice"].tolist()
+    assert after == before != COMMUNICATION_NICE
+
+
+@pytest.mark.parametrize("nice", [-1, 20, 2.5, True, "19"])
+def test_initialize_rejects_a_communication_nice_outside_0_to_19(nice):
+    from dandelion.distributed import initialize
+
+    # checked before JAX's distributed runtime is touched
+    with pytest.raises(ValueError, match=rf"initialize: communication_nice must be an int in \[0, 19\] or None, got {nice!r}"):
+        initialize("127.0.0.1:1", 2, 0, communication_nice=nice)
+
+
 def _python(code, **env):
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=child_env(**env), capture_output=True, text=True, timeout=120

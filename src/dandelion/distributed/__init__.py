@@ -11,5 +11,6 @@ See the "Scaling out" page of the documentation.
 from dandelion.distributed.mesh import DATA_AXIS, make_mesh
 from dandelion.distributed.processes import initialize, shutdown
 from dandelion.distributed.step import DataParallelStep
+from dandelion.distributed.threads import communication_threads
 
-__all__ = ["DATA_AXIS", "DataParallelStep", "initialize", "make_mesh", "shutdown"]
+__all__ = ["DATA_AXIS", "DataParallelStep", "communication_threads", "initialize", "make_mesh", "shutdown"]

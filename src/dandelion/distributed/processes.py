@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from dandelion.distributed._jax import require_jax
+from dandelion.distributed.threads import check_nice, communication_threads, lower_priority, record_started, thread_ids
 
 ENV_COORDINATOR = "DANDELION_COORDINATOR"
 ENV_NUM_PROCESSES = "DANDELION_NUM_PROCESSES"
@@ -24,7 +25,7 @@ def _from_env(value, variable, where, argument, convert=str):
 
 
 def initialize(coordinator_address=None, num_processes=None, process_id=None, *, initialization_timeout=300,
-               cpu_collectives="gloo"):
+               cpu_collectives="gloo", communication_nice=None):
     """Join the processes of one run (``jax.distributed.initialize``) before any JAX work.
 
     Every process runs the same script; afterwards ``jax.devices()`` lists the devices of
@@ -45,6 +46,15 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None, *,
     cpu_collectives : {'gloo', 'mpi'} or None
         How CPU devices of different processes exchange data (gloo needs nothing else);
         None leaves JAX's setting alone.
+    communication_nice : int in [0, 19], optional
+        Linux only: the nice value of the threads that start during ``initialize``
+        (gloo's event loop, the coordination client, XLA's CPU worker threads;
+        ``communication_threads()`` lists them); the threads that existed before, the
+        calling one among them, keep theirs. gloo's loop polls without sleeping, so where
+        every core computes (one process per core) 19 gives a step that runs on the
+        calling thread its core back, while gloo still runs at once whenever the step
+        waits for it. Computation XLA runs on its worker threads shares the lower
+        priority with gloo, as at the default.
 
     Returns
     -------
@@ -59,17 +69,24 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None, *,
         raise ValueError(f"{where}: num_processes must be >= 1, got {num_processes}")
     if process_id is not None and num_processes is not None and not 0 <= int(process_id) < int(num_processes):
         raise ValueError(f"{where}: process_id must be in [0, {int(num_processes) - 1}], got {process_id}")
+    communication_nice = check_nice(where, communication_nice)
     if cpu_collectives is not None:
         if cpu_collectives not in ("gloo", "mpi"):
             raise ValueError(f"{where}: cpu_collectives must be one of ['gloo', 'mpi', None], got {cpu_collectives!r}")
         jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    before = thread_ids()
     jax.distributed.initialize(
         coordinator_address=coordinator_address,
         num_processes=num_processes,
         process_id=process_id,
         initialization_timeout=initialization_timeout,
     )
-    return jax.process_index(), jax.process_count()
+    # The first process_index() creates XLA's CPU client, which starts gloo's loop.
+    ids = jax.process_index(), jax.process_count()
+    record_started(before)
+    if communication_nice is not None:
+        lower_priority(communication_threads(), communication_nice)
+    return ids
 
 
 def shutdown():
