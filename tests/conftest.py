@@ -38,8 +38,8 @@ def suite_compile_environment(environ):
     - ``PYTENSOR_FLAGS`` gains ``cmodule__remove_gxx_opt=True``. PyTensor keys its C modules
       on that flag, so they never stand in for optimised ones in a shared cache.
     - ``NUMBA_OPT`` becomes 1. Numba's and PyTensor's kernel caches do not record the level,
-      so the suite also gets a ``base_compiledir`` of its own unless one is given (a
-      ``base_compiledir`` or ``NUMBA_CACHE_DIR`` you give receives these kernels).
+      so the suite also gets a ``base_compiledir`` of its own unless a cache folder is given
+      (a ``base_compiledir``, ``compiledir`` or ``NUMBA_CACHE_DIR`` you give receives them).
     """
     flags = environ.get("PYTENSOR_FLAGS", "")
     parts = [flags] if flags else []
@@ -48,7 +48,8 @@ def suite_compile_environment(environ):
     changed = {}
     if "NUMBA_OPT" not in environ:
         changed["NUMBA_OPT"] = SUITE_NUMBA_OPT
-        if "base_compiledir" not in flags:
+        # PyTensor's ``compiledir`` overrides the folder under ``base_compiledir``
+        if not any(flag.startswith(("base_compiledir=", "compiledir=")) for flag in flags.split(",")):
             parts.append(f"base_compiledir={os.path.expanduser(SUITE_COMPILEDIR)}")
     if ",".join(parts) != flags:
         changed["PYTENSOR_FLAGS"] = ",".join(parts)

@@ -37,5 +37,8 @@ def test_the_users_choices_are_kept():
         "NUMBA_OPT": "1",
         "PYTENSOR_FLAGS": "base_compiledir=/cold,cmodule__remove_gxx_opt=True",
     }
+    assert suite_compile_environment({"PYTENSOR_FLAGS": "compiledir=/cold"})["PYTENSOR_FLAGS"] == (
+        "compiledir=/cold,cmodule__remove_gxx_opt=True"
+    )
     # an optimisation level the user gives keeps PyTensor's default folder
     assert suite_compile_environment({"NUMBA_OPT": "3"}) == {"PYTENSOR_FLAGS": "cmodule__remove_gxx_opt=True"}
