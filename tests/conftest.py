@@ -61,8 +61,11 @@ def suite_compile_environment(environ):
 os.environ.update(suite_compile_environment(os.environ))
 
 import numpy as np  # noqa: E402
+import pytensor  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
+
+from tests.precompiled_header import use_precompiled_header  # noqa: E402
 
 ALL_BACKENDS = ("c", "numba", "jax")
 # "none" stands for the tests that take no ``backend`` argument (they compile nothing
@@ -101,6 +104,12 @@ def pytest_addoption(parser):
         default="1/1",
         help="K/N: run the K-th of N interleaved shares of the test files (sorted by path); bounds memory as --backends does",
     )
+
+
+def pytest_configure(config):
+    if "c" in selected_backends(config):
+        # Half of each C module's compile at -O0 is reading the same system headers.
+        use_precompiled_header(pytensor.config.base_compiledir / "precompiled-headers")
 
 
 def selected_shard(config):

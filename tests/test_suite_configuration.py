@@ -1,12 +1,19 @@
-"""The suite's compile settings in tests/conftest.py: what they change and what they leave to the user."""
+"""The suite's compile settings in tests/conftest.py (and its precompiled header): what they change and what they leave to the user."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import numba
+import numpy as np
 import pytensor
+import pytensor.tensor as pt
+import pytest
+from pytensor.link.c import cmodule
 
+from tests import precompiled_header
 from tests.conftest import SUITE_COMPILEDIR, suite_compile_environment
 
 HOME_COMPILEDIR = os.path.expanduser(SUITE_COMPILEDIR)
@@ -42,3 +49,46 @@ def test_the_users_choices_are_kept():
     )
     # an optimisation level the user gives keeps PyTensor's default folder
     assert suite_compile_environment({"NUMBA_OPT": "3"}) == {"PYTENSOR_FLAGS": "cmodule__remove_gxx_opt=True"}
+
+
+def test_c_modules_compile_with_the_precompiled_header(backend, monkeypatch, tmp_path):
+    """PyTensor's own compile command for a new module finds and accepts the header.
+
+    gcc's ``-H`` marks a precompiled header it uses with ``!`` (``x``: found, not valid).
+    """
+    if backend != "c":
+        pytest.skip("the precompiled header serves the C backend's modules only")
+    assert "-I" in pytensor.config.gcc__cxxflags, "conftest did not put the header on the include path"
+    commands = []
+    compile_module = cmodule.output_subprocess_Popen
+    monkeypatch.setattr(
+        cmodule, "output_subprocess_Popen", lambda cmd, *a, **k: commands.append(cmd) or compile_module(cmd, *a, **k)
+    )
+    x = pt.fmatrix("x")
+    scale = np.float32(np.random.default_rng().uniform(2, 3))  # a new constant: a new module
+    f = pytensor.function([x], pt.exp(x) * scale, mode="CVM")
+    value = np.linspace(-1, 1, 6, dtype="float32").reshape(2, 3)
+    np.testing.assert_allclose(f(value), np.exp(value) * scale, rtol=1e-6)
+
+    def opens_with_python_h(cmd):
+        # PyTensor's helper modules (lazylinker_ext, cutils_ext, built on a cold cache) open differently
+        source = next(arg for arg in cmd if arg.endswith(".cpp"))
+        return Path(source).read_text().lstrip().startswith("#include <Python.h>")
+
+    builds = [
+        cmd for cmd in commands if cmd[0] == pytensor.config.cxx and "-shared" in cmd and opens_with_python_h(cmd)
+    ]
+    assert builds, "no C module of an Op was compiled"
+    for cmd in builds:
+        again = list(cmd)
+        again[again.index("-o") + 1] = str(tmp_path / "again.so")
+        report = subprocess.run([*again, "-H"], capture_output=True, text=True).stderr
+        used = [line for line in report.splitlines() if line.startswith("! ") and line.endswith(".gch")]
+        assert used, f"gcc did not use the precompiled header:\n{report[:2000]}"
+
+
+def test_a_header_gcc_cannot_build_changes_nothing(monkeypatch, tmp_path):
+    flags = pytensor.config.gcc__cxxflags
+    monkeypatch.setattr(precompiled_header.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1))
+    assert precompiled_header.use_precompiled_header(tmp_path) is None
+    assert pytensor.config.gcc__cxxflags == flags
