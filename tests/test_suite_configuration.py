@@ -14,7 +14,7 @@ import pytest
 from pytensor.link.c import cmodule
 
 from tests import precompiled_header
-from tests.conftest import SUITE_COMPILEDIR, suite_compile_environment
+from tests.conftest import SUITE_COMPILEDIR, selected_backends, suite_compile_environment
 
 HOME_COMPILEDIR = os.path.expanduser(SUITE_COMPILEDIR)
 
@@ -51,13 +51,13 @@ def test_the_users_choices_are_kept():
     assert suite_compile_environment({"NUMBA_OPT": "3"}) == {"PYTENSOR_FLAGS": "cmodule__remove_gxx_opt=True"}
 
 
-def test_c_modules_compile_with_the_precompiled_header(backend, monkeypatch, tmp_path):
+def test_c_modules_compile_with_the_precompiled_header(request, monkeypatch, tmp_path):
     """PyTensor's own compile command for a new module finds and accepts the header.
 
     gcc's ``-H`` marks a precompiled header it uses with ``!`` (``x``: found, not valid).
     """
-    if backend != "c":
-        pytest.skip("the precompiled header serves the C backend's modules only")
+    if "c" not in selected_backends(request.config):
+        pytest.skip("the precompiled header is built for runs with the C backend only (--backends c,...)")
     assert "-I" in pytensor.config.gcc__cxxflags, "conftest did not put the header on the include path"
     commands = []
     compile_module = cmodule.output_subprocess_Popen
