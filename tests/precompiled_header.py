@@ -55,10 +55,9 @@ def use_precompiled_header(folder):
         return [config.cxx, "-g", *args, *includes, "-fvisibility=hidden", "-x", "c++-header", "-o", output]
 
     original = config.gcc__cxxflags
-    # the flag is part of the command it must match, so it goes in first with a placeholder
-    config.gcc__cxxflags = f"{original} -I{{}}".strip()
     key = hashlib.sha256(repr([command("{}"), OPTION_VARIANTS, source]).encode()).hexdigest()[:16]
     header_folder = Path(folder) / key
+    # the modules' command then holds this flag too; an include path leaves the header valid
     config.gcc__cxxflags = f"{original} -I{header_folder}".strip()
     # gcc tries each header in a ``Python.h.gch`` folder and uses the first that matches
     variants = header_folder / "Python.h.gch"
