@@ -139,12 +139,21 @@ def static_shape_op_types():
     checks already ran when the graph was built, and their float arithmetic does not
     raise (out of memory aside).
     """
+    from pytensor.scalar.basic import ScalarOp
     from pytensor.tensor import blas
+    from pytensor.tensor.basic import TensorFromScalar
     from pytensor.tensor.elemwise import CAReduce, DimShuffle, Elemwise
     from pytensor.tensor.math import Dot
 
     names = ("Dot22", "Dot22Scalar", "Gemm", "Gemv", "Ger")
-    return (Elemwise, DimShuffle, CAReduce, Dot) + tuple(getattr(blas, n) for n in names if hasattr(blas, n))
+    types = (Elemwise, DimShuffle, CAReduce, Dot, ScalarOp, TensorFromScalar)
+    try:  # PyTensor 3.3 fuses elementwise maps with the reductions they feed
+        from pytensor.tensor.rewriting.fused_elemwise import FusedElemwise
+
+        types += (FusedElemwise,)
+    except ImportError:
+        pass
+    return types + tuple(getattr(blas, n) for n in names if hasattr(blas, n))
 
 
 def execution_order(function):
@@ -154,7 +163,10 @@ def execution_order(function):
     scheduler was given) from start to end; lazy nodes (``IfElse``) make a VM skip and
     reorder, so there the order is unknown.
     """
-    from pytensor.ifelse import IfElse
+    try:  # PyTensor 3.3 moved IfElse and deprecated the old path
+        from pytensor.conditional.op import IfElse
+    except ImportError:
+        from pytensor.ifelse import IfElse
 
     fgraph = function.maker.fgraph
     linker = getattr(function.maker, "linker", None)

@@ -16,6 +16,7 @@ from dandelion._compat import compile_without_implicit_updates, read_default_upd
 from dandelion._workarounds import SCAN_PUSHOUT_TRUNCATED, linker_for, with_rewrite_fixes
 from dandelion.allocator import keep_freed_buffers
 from dandelion.compile_shapes import ShapeSpecializedFunction, can_specialize, shape_free_inputs
+from dandelion.ops.flat_elemwise import with_flat_elemwise
 from dandelion.rollback import with_rollback
 
 BACKEND_ENV_VAR = "DANDELION_BACKEND"
@@ -149,7 +150,7 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
     out_list = [] if outputs is None else (outputs if isinstance(outputs, (list, tuple)) else [outputs])
     if not no_default_updates:
         explicit = explicit + list(implicit_updates(out_list, explicit).items())
-    resolved = with_rewrite_fixes(resolve_mode(mode))
+    resolved = with_flat_elemwise(with_rewrite_fixes(resolve_mode(mode)))
     if SCAN_PUSHOUT_TRUNCATED.active and _has_truncated_scan(out_list + [expr for _, expr in explicit]):
         resolved = resolved.excluding("scan_pushout_add")
     if backend_name(resolved) == "jax" and shape_free_inputs(inputs) and can_specialize(inputs):

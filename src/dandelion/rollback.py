@@ -98,7 +98,8 @@ def _cannot_raise(node):
     if not isinstance(node.op, static_shape_op_types()):
         return False
     variables = list(node.inputs) + list(node.outputs)
-    if any(not hasattr(v.type, "shape") or None in v.type.shape for v in variables):
+    # a scalar's type has no shape: it is static; other shapeless types (random generators) are not
+    if any(None in getattr(v.type, "shape", ()) or not hasattr(v.type, "dtype") for v in variables):
         return False
     return all(str(v.type.dtype).startswith("float") for v in node.outputs)
 
