@@ -228,3 +228,40 @@ def test_a_product_read_once_still_takes_its_scalar():
     x, g, scale = _product_inputs()
     f = dandelion.function([x, g, scale], scale * (x.T @ g), mode=dandelion.compile.resolve_mode("c").clone(linker="py"))
     assert [type(node.op).__name__ for node in f.maker.fgraph.apply_nodes if "Dot" in type(node.op).__name__] == ["Dot22Scalar"]
+
+
+# ------------------------------------------------------------------ SpecifyShape after fusion
+def _one_hot_loss_and_gradient():
+    from dandelion.objective import categorical_crossentropy
+
+    p = pt.tensor("p", shape=(6, 4), dtype="float32")
+    y = pt.tensor("y", shape=(6,), dtype="int32")
+    loss = categorical_crossentropy(pt.special.softmax(p, axis=-1), y).mean()
+    return [p, y], [loss, pytensor.grad(loss, p)]
+
+
+def _specify_shapes(function):
+    from pytensor.tensor.shape import SpecifyShape
+
+    return [node for node in function.maker.fgraph.apply_nodes if isinstance(node.op, SpecifyShape)]
+
+
+@pytest.mark.skipif(not _workarounds.SPECIFY_SHAPE_LEFT_AFTER_FUSION.active, reason="not a bug of this PyTensor line")
+def test_specify_shape_left_after_fusion_still_present():
+    inputs, outputs = _one_hot_loss_and_gradient()
+    left = _specify_shapes(pytensor.function(inputs, outputs, mode=PY_FAST_RUN))
+    assert left and all(None not in node.inputs[0].type.shape for node in left)
+
+
+def test_useless_specify_shapes_are_gone_from_dandelion_graphs(backend):
+    inputs, outputs = _one_hot_loss_and_gradient()
+    f = dandelion.function(inputs, outputs, mode=backend)
+    assert not _specify_shapes(getattr(f, "function", f))
+    p = np.random.default_rng(0).standard_normal((6, 4)).astype("float32")
+    y = np.array([0, 1, 2, 3, 0, 1], dtype="int32")
+    loss, grad = f(p, y)
+    probabilities = np.exp(p - p.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    np.testing.assert_allclose(loss, -np.log(probabilities[np.arange(6), y]).mean(), rtol=1e-5)
+    one_hot = np.eye(4, dtype="float32")[y]
+    np.testing.assert_allclose(grad, (probabilities - one_hot) / 6, rtol=1e-4, atol=1e-6)
