@@ -16,6 +16,7 @@ from dandelion._compat import compile_without_implicit_updates, read_default_upd
 from dandelion._workarounds import SCAN_PUSHOUT_TRUNCATED, linker_for, with_rewrite_fixes
 from dandelion.allocator import keep_freed_buffers
 from dandelion.compile_shapes import ShapeSpecializedFunction, can_specialize, shape_free_inputs
+from dandelion.ops.dense_dot import with_dense_dot
 from dandelion.ops.flat_elemwise import with_flat_elemwise
 from dandelion.rollback import with_rollback
 
@@ -65,6 +66,16 @@ def backend_name(mode=None) -> str:
         if name in linker:
             return name
     return "c" if "vm" in linker or linker.startswith("c") else linker
+
+
+def with_backend_lowerings(mode):
+    """``mode`` with dandelion's lowerings for its backend: flat elementwise loops on C, ``DenseDot`` on Numba."""
+    backend = backend_name(mode)
+    if backend == "c":
+        return with_flat_elemwise(mode)
+    if backend == "numba":
+        return with_dense_dot(mode)
+    return mode
 
 
 def _as_update_pairs(updates):
@@ -150,7 +161,7 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
     out_list = [] if outputs is None else (outputs if isinstance(outputs, (list, tuple)) else [outputs])
     if not no_default_updates:
         explicit = explicit + list(implicit_updates(out_list, explicit).items())
-    resolved = with_flat_elemwise(with_rewrite_fixes(resolve_mode(mode)))
+    resolved = with_backend_lowerings(with_rewrite_fixes(resolve_mode(mode)))
     if SCAN_PUSHOUT_TRUNCATED.active and _has_truncated_scan(out_list + [expr for _, expr in explicit]):
         resolved = resolved.excluding("scan_pushout_add")
     if backend_name(resolved) == "jax" and shape_free_inputs(inputs) and can_specialize(inputs):

@@ -23,6 +23,7 @@ import copy
 import numpy as np
 
 from dandelion._compat import destroyed_update_containers, execution_order, static_shape_op_types
+from dandelion.ops.dense_dot import DenseDot
 
 
 class _Snapshot:
@@ -95,7 +96,7 @@ class RollbackFunction:
 
 def _cannot_raise(node):
     """True for nodes that never raise at run time: float maps, reductions and products of static shapes."""
-    if not isinstance(node.op, static_shape_op_types()):
+    if not isinstance(node.op, (*static_shape_op_types(), DenseDot)):
         return False
     variables = list(node.inputs) + list(node.outputs)
     # a scalar's type has no shape: it is static; other shapeless types (random generators) are not

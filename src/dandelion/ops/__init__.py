@@ -3,8 +3,9 @@
 ``attention`` (fused scaled dot-product attention and its gradient), ``conv`` (2-D
 convolution and its adjoints), ``pool`` (pooling and its gradients), ``ctc`` (the CTC
 forward recursion), ``edit_distance``, ``lstm`` and ``gru`` (the fused LSTM and GRU
-sequences), ``batch_norm`` (fused training-mode batch normalisation), ``axis_sum``
-and ``index_bounds``; shape arithmetic in ``geometry``. Each family's kernels live at
+sequences), ``batch_norm`` (fused training-mode batch normalisation), ``axis_sum``,
+``index_bounds``, ``dense_dot`` and ``flat_elemwise`` (Numba's and C's lowerings of products and
+elementwise loops); shape arithmetic in ``geometry``. Each family's kernels live at
 mirrored paths: NumPy in ``<family>_numpy`` (the ``perform`` path), C in ``c/<family>.py``,
 Numba in ``numba/<family>.py`` (with ``<family>_kernels`` / ``<family>_cfuncs``), JAX in
 ``jax/<family>.py``. Importing this package registers the Numba and JAX implementations

@@ -18,7 +18,8 @@ values already, and Numba and JAX compute them in float32.
 
 The rewrite runs last (after fusion and the inplace rewrites, whose inplace pattern it
 keeps) and only in the modes ``dandelion.function`` builds for the C backend
-(``with_flat_elemwise``); graphs compiled with PyTensor's own modes are left alone.
+(``with_flat_elemwise``, from ``dandelion.compile.with_backend_lowerings``); graphs
+compiled with PyTensor's own modes are left alone.
 """
 
 from __future__ import annotations

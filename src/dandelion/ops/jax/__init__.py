@@ -5,6 +5,7 @@ from dandelion.ops.jax import (  # noqa: F401
     batch_norm,
     conv,
     ctc,
+    dense_dot,
     edit_distance,
     gru,
     index_bounds,

@@ -10,6 +10,7 @@ from dandelion.ops.numba import (  # noqa: F401
     batch_norm,
     conv,
     ctc,
+    dense_dot,
     edit_distance,
     gru,
     lstm,
