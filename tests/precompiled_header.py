@@ -34,8 +34,14 @@ COMMON_INCLUDES = (
 )
 
 # Options of the Ops' own that change the predefined macros, which must match the
-# header's: most elementwise Ops compile with -fno-math-errno (__NO_MATH_ERRNO__).
-OPTION_VARIANTS = {"plain": [], "no-math-errno": ["-fno-math-errno"]}
+# header's: most elementwise Ops compile with -fno-math-errno (__NO_MATH_ERRNO__), and
+# dandelion's float32 FlatElemwise adds -fsingle-precision-constant (__GCC_IEC_559_COMPLEX).
+OPTION_VARIANTS = {
+    "plain": [],
+    "no-math-errno": ["-fno-math-errno"],
+    "single-precision-constant": ["-fsingle-precision-constant"],
+    "no-math-errno-single-precision-constant": ["-fno-math-errno", "-fsingle-precision-constant"],
+}
 
 
 def use_precompiled_header(folder):

@@ -13,6 +13,8 @@ import pytensor.tensor as pt
 import pytest
 from pytensor.link.c import cmodule
 
+import dandelion
+
 from tests import precompiled_header
 from tests.conftest import SUITE_COMPILEDIR, selected_backends, suite_compile_environment
 
@@ -51,10 +53,13 @@ def test_the_users_choices_are_kept():
     assert suite_compile_environment({"NUMBA_OPT": "3"}) == {"PYTENSOR_FLAGS": "cmodule__remove_gxx_opt=True"}
 
 
-def test_c_modules_compile_with_the_precompiled_header(request, monkeypatch, tmp_path):
+@pytest.mark.parametrize("compiled_by", ["pytensor", "dandelion"])
+def test_c_modules_compile_with_the_precompiled_header(request, monkeypatch, tmp_path, compiled_by):
     """PyTensor's own compile command for a new module finds and accepts the header.
 
     gcc's ``-H`` marks a precompiled header it uses with ``!`` (``x``: found, not valid).
+    Through ``dandelion.function`` the module is a ``FlatElemwise`` compiled with
+    ``-fsingle-precision-constant``, which changes a predefined macro: a variant of its own.
     """
     if "c" not in selected_backends(request.config):
         pytest.skip("the precompiled header is built for runs with the C backend only (--backends c,...)")
@@ -66,7 +71,14 @@ def test_c_modules_compile_with_the_precompiled_header(request, monkeypatch, tmp
     )
     x = pt.fmatrix("x")
     scale = np.float32(np.random.default_rng().uniform(2, 3))  # a new constant: a new module
-    f = pytensor.function([x], pt.exp(x) * scale, mode="CVM")
+    if compiled_by == "pytensor":
+        f = pytensor.function([x], pt.exp(x) * scale, mode="CVM")
+    else:
+        from dandelion.ops.flat_elemwise import FlatElemwise
+
+        f = dandelion.function([x], pt.exp(x) * scale, mode="c")
+        ops = [node.op for node in f.maker.fgraph.apply_nodes]
+        assert any(isinstance(op, FlatElemwise) and op.single_precision_constants for op in ops)
     value = np.linspace(-1, 1, 6, dtype="float32").reshape(2, 3)
     np.testing.assert_allclose(f(value), np.exp(value) * scale, rtol=1e-6)
 
