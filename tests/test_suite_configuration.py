@@ -14,7 +14,6 @@ import pytest
 from pytensor.link.c import cmodule
 
 import dandelion
-
 from tests import precompiled_header
 from tests.conftest import SUITE_COMPILEDIR, selected_backends, suite_compile_environment
 
