@@ -108,6 +108,10 @@ def test_perform_and_gradient():
     x_val, y_val = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
     np.testing.assert_allclose(function(x_val, y_val), x_val @ y_val, rtol=1e-12)
     verify_grad(dense_dot, [x_val, y_val])
+    # infer_shape: the shape graph reads the inputs' shapes, not the product
+    shape = pytensor.function([x, y], dense_dot(x, y).shape, mode=Mode(linker="py", optimizer="fast_run"))
+    assert not any(isinstance(node.op, DenseDot) for node in shape.maker.fgraph.apply_nodes)
+    assert tuple(shape(x_val, y_val)) == (3, 2)
 
 
 def test_bad_input_names_the_op():

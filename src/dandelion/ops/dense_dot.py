@@ -21,14 +21,15 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.compile import optdb
 from pytensor.graph.basic import Apply
-from pytensor.graph.op import Op
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.tensor.math import Dot
+
+from dandelion._compat import ShapeInferringOp
 
 TAG = "dandelion_dense_dot"
 
 
-class DenseDot(Op):
+class DenseDot(ShapeInferringOp):
     """``x @ y`` for float matrices x (M, K) and y (K, N) of one dtype."""
 
     __props__ = ()
@@ -48,7 +49,7 @@ class DenseDot(Op):
         x, y = inputs
         output_storage[0][0] = np.dot(x, y)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def output_shapes(self, node, shapes):
         (m, _), (_, n) = shapes
         return [(m, n)]
 
