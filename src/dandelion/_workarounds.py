@@ -245,15 +245,43 @@ def _register_single_client_dot22scalar():
 _LATE_USELESS_SPECIFY_SHAPE = "dandelion_late_useless_specify_shape"
 
 
+def _late_useless_specify_shape():
+    """PyTensor's ``local_useless_specify_shape``, also seeing through a stale elementwise type.
+
+    An elementwise node built before its constant inputs were folded keeps a partly unknown
+    static shape (PyTensor 3.3's JAX mode, which does not fuse, leaves the one-hot ``Eq`` at
+    (6, ?) against a folded (1, 4) constant); rebuilt from its current inputs it has the
+    full shape, and the SpecifyShape on it proves nothing.
+    """
+    from pytensor.graph.rewriting.basic import node_rewriter
+    from pytensor.tensor.elemwise import Elemwise
+    from pytensor.tensor.rewriting.shape import local_useless_specify_shape
+    from pytensor.tensor.shape import SpecifyShape
+
+    @node_rewriter([SpecifyShape])
+    def late_useless_specify_shape(fgraph, node):
+        removed = local_useless_specify_shape.transform(fgraph, node)
+        if removed:
+            return removed
+        producer = node.inputs[0].owner
+        if producer is None or not isinstance(producer.op, Elemwise) or len(producer.outputs) != 1:
+            return None
+        rebuilt = producer.op.make_node(*producer.inputs).outputs[0]
+        if rebuilt.type != node.outputs[0].type:
+            return None
+        return local_useless_specify_shape.transform(fgraph, node.op.make_node(rebuilt, *node.inputs[1:]))
+
+    return late_useless_specify_shape
+
+
 @functools.cache
 def _register_late_useless_specify_shape():
-    """Register, once and under a tag no PyTensor mode includes, PyTensor's rewrite after fusion."""
+    """Register, once and under a tag no PyTensor mode includes, the rewrite after fusion."""
     from pytensor.compile import optdb
     from pytensor.graph.rewriting.basic import dfs_rewriter
-    from pytensor.tensor.rewriting.shape import local_useless_specify_shape
 
     # after elemwise_fusion (49), before the destroy handler and the inplace rewrites (49.5)
-    optdb.register(_LATE_USELESS_SPECIFY_SHAPE, dfs_rewriter(local_useless_specify_shape), position=49.2)
+    optdb.register(_LATE_USELESS_SPECIFY_SHAPE, dfs_rewriter(_late_useless_specify_shape()), position=49.2)
 
 
 def with_rewrite_fixes(mode):
