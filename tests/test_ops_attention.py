@@ -165,6 +165,45 @@ def test_fused_matches_graph_path_float32(backend):
         assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+LONG_ROWS = (2, 21, 21, 1, 2)  # N, Lq, Lk, E, Ev: rows of 8-lane blocks and a remainder of 5
+
+
+def _long_row_function(backend, causal):
+    """float32 Op forward at LONG_ROWS with scale 0.5: q, k, v -> out, weights."""
+    key = (backend, "long rows", causal)
+    if key not in _compiled:
+        n, lq, lk, e, ev = LONG_ROWS
+        q = pt.tensor("q", shape=(n, lq, e), dtype="float32")
+        k = pt.tensor("k", shape=(n, lk, e), dtype="float32")
+        v = pt.tensor("v", shape=(n, lk, ev), dtype="float32")
+        fn = _guarded(backend, lambda: compile_fn([q, k, v], list(attention(q, k, v, 0.5, causal)), backend))
+        _compiled[key] = lambda *args: _guarded(backend, lambda: fn(*args))
+    return _compiled[key]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_float32_long_rows_match_numpy_loop(backend, causal):
+    """float32 rows long enough for the kernels' vector passes, with exact scores spread over 300.
+
+    q is +-1 or 2 and k a multiple of 1/128 below 100 (E = 1, scale 0.5), so every score
+    and every shifted score is exact in float32 and the weights' error is the kernel's
+    exp, sum and division alone: a few float32 ulps against the float64 loop. The shifted
+    scores pass float32's smallest normal exp (exp(-87.3)), below which the C kernel's exp
+    gives 0 and libm's a denormal.
+    """
+    rng = np.random.default_rng(11)
+    n, lq, lk, e, ev = LONG_ROWS
+    q = rng.choice([1.0, -1.0, 2.0], size=(n, lq, e)).astype("float32")
+    k = (rng.integers(-12800, 12800, size=(n, lk, e)) / 128).astype("float32")
+    v = rng.normal(size=(n, lk, ev)).astype("float32")
+    out, weights = _long_row_function(backend, causal)(q, k, v)
+    expected_out, expected_weights = _reference(q.astype("float64"), k.astype("float64"), v.astype("float64"), 0.5, causal, None)
+    assert (expected_weights[expected_weights > 0] < 1e-38).any(), "the shifted scores must reach exp's underflow"
+    normal = expected_weights > 1.2e-38
+    assert_close(weights[normal], expected_weights[normal], rtol=1e-6, atol=0)
+    assert np.all(weights[~normal] <= 1.2e-38) and np.all(weights >= 0)
+    assert_close(out, expected_out, rtol=1e-5, atol=1e-6)
+
 def _op_types(out):
     """Names of the Op types in ``out``'s graph."""
     names, stack, seen = set(), [out], set()

@@ -1,13 +1,14 @@
 """C code of the fused attention Ops (``dandelion.ops.attention``): per (batch * head) slice, BLAS GEMMs and one softmax pass.
 
 Forward, per slice n: ``S = scale q k^T`` is one GEMM (alpha = scale) into the weights
-output, one pass per row masks (causal), shifts by the row maximum, exponentiates and
-normalises in place (``P``, saved for the backward), and ``out = (P M) v`` is one GEMM
-(M the dropout multiplier, applied into a scratch row block). Backward: ``dV = (P M)^T dO``,
-``dP = (dO v^T) M``, ``dS = scale P (dP - rowsum(dP P))`` in one pass, then
-``dq = dS k`` and ``dk = dS^T q``: four GEMMs and no (N, Lq, Lk) temporary beyond one
-slice. Without a BLAS to link (``dandelion.ops.c.blas``) the C code declines and
-``perform`` runs the NumPy kernel (``dandelion.ops.attention_numpy``).
+output, passes per row mask (causal), shift by the row maximum, exponentiate (float32:
+``dandelion.ops.exp32``, which vectorises) and normalise in place (``P``, saved for the
+backward), and ``out = (P M) v`` is one GEMM (M the dropout multiplier, applied into a
+scratch row block). Backward: ``dV = (P M)^T dO``, ``dP = (dO v^T) M``,
+``dS = scale P (dP - rowsum(dP P))`` in one pass, then ``dq = dS k`` and ``dk = dS^T q``:
+four GEMMs and no (N, Lq, Lk) temporary beyond one slice. Without a BLAS to link
+(``dandelion.ops.c.blas``) the C code declines and ``perform`` runs the NumPy kernel
+(``dandelion.ops.attention_numpy``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import zlib
 from pytensor.link.c.params_type import ParamsType
 from pytensor.scalar import float64, int8
 
+from dandelion.ops.c import exp32
 from dandelion.ops.c.blas import BlasKernelCOp, c_type_of, gemm_code, require_blas
 from dandelion.ops.c.sequence import arrays_block, data_pointer
 
@@ -33,18 +35,31 @@ static void dl_attn_product_@T@(char ta, char tb, int M, int N, int K, @T@ alpha
     dl_attn_gemm_@T@(ta, tb, M, N, K, alpha, A, lda > 0 ? lda : 1, B, ldb > 0 ? ldb : 1, (@T@)0, C, N);
 }
 
-/* Row softmax of S (Lq x Lk) in place; causal drops keys j > i; rows with nothing kept give zeros. */
+/* Row softmax of S (Lq x Lk) in place; causal drops keys j > i; rows with nothing kept give zeros.
+   Without -ffast-math gcc leaves a max or sum reduction scalar (it may not reorder them), so
+   both run on DL_ATTN_LANES partial results that it can keep in one vector register. */
 static void dl_attn_softmax_@T@(int Lq, int Lk, int causal, @T@* S)
 {
     for (int i = 0; i < Lq; ++i) {
         @T@* row = S + (size_t)i * Lk;
         const int kept = causal ? (i + 1 < Lk ? i + 1 : Lk) : Lk;
+        const int body = kept - kept % DL_ATTN_LANES;
+        @T@ lane[DL_ATTN_LANES];
+        for (int l = 0; l < DL_ATTN_LANES; ++l) lane[l] = -INFINITY;
+        for (int j = 0; j < body; j += DL_ATTN_LANES)
+            for (int l = 0; l < DL_ATTN_LANES; ++l) lane[l] = row[j + l] > lane[l] ? row[j + l] : lane[l];
         @T@ shift = -INFINITY;
-        for (int j = 0; j < kept; ++j) shift = row[j] > shift ? row[j] : shift;
+        for (int l = 0; l < DL_ATTN_LANES; ++l) shift = lane[l] > shift ? lane[l] : shift;
+        for (int j = body; j < kept; ++j) shift = row[j] > shift ? row[j] : shift;
         /* the graph's shift: an infinite maximum (nothing kept) shifts by 0 so exp gives zeros, not NaN */
         if (isinf(shift)) shift = 0;
+        for (int j = 0; j < kept; ++j) row[j] = @EXP@(row[j] - shift);
+        for (int l = 0; l < DL_ATTN_LANES; ++l) lane[l] = 0;
+        for (int j = 0; j < body; j += DL_ATTN_LANES)
+            for (int l = 0; l < DL_ATTN_LANES; ++l) lane[l] += row[j + l];
         @T@ total = 0;
-        for (int j = 0; j < kept; ++j) { row[j] = @EXP@(row[j] - shift); total += row[j]; }
+        for (int l = 0; l < DL_ATTN_LANES; ++l) total += lane[l];
+        for (int j = body; j < kept; ++j) total += row[j];
         for (int j = kept; j < Lk; ++j) row[j] = 0;
         if (!(total > 0)) total = 1;
         for (int j = 0; j < kept; ++j) row[j] = row[j] / total;
@@ -125,8 +140,9 @@ static int dl_attn_check(const char* where, const char* argument, PyArrayObject*
 @functools.cache
 def support_code(link):
     """The kernels for both dtypes, on ``link``'s GEMM."""
-    code = gemm_code("dl_attn", link) + _OUTPUT
-    for ctype, exp in (("float", "expf"), ("double", "exp")):
+    code = gemm_code("dl_attn", link) + _OUTPUT + "\n#define DL_ATTN_LANES 8\n" + exp32.support_code()
+    # float32 through dandelion.ops.exp32 (vectorisable), float64 through libm
+    for ctype, exp in (("float", "dl_exp32"), ("double", "exp")):
         code += _KERNELS.replace("@T@", ctype).replace("@EXP@", exp)
     return code
 
@@ -224,4 +240,4 @@ class AttentionCOp(BlasKernelCOp):
 
     kernel_support_code = staticmethod(support_code)
     kernel_code_version = staticmethod(code_version)
-    kernel_headers = ("<math.h>", "<string.h>", "<stdlib.h>")
+    kernel_headers = ("<math.h>", "<stdint.h>", "<string.h>", "<stdlib.h>")

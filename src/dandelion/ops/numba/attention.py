@@ -13,9 +13,12 @@ from pytensor.link.numba.dispatch import basic as numba_basic
 
 from dandelion.ops.attention import AttentionGradOp, AttentionOp
 from dandelion.ops.numba.blas import dot_into
+from dandelion.ops.numba.exp32 import exp32
 from dandelion.ops.numba.source_cache import register_numba_op
 
 ATTENTION_SOURCES = (
+    "dandelion.ops.exp32",
+    "dandelion.ops.numba.exp32",
     "dandelion.ops.numba.blas",
     "dandelion.ops.numba.attention",
 )
@@ -30,6 +33,8 @@ def _constants(node):
 def numba_funcify_AttentionOp(op, node, **kwargs):
     dtype, zero, one, neg_inf = _constants(node)
     scale, causal, has_dropout = dtype.type(op.scale), op.causal, op.has_dropout
+    # float32: dandelion.ops.exp32, which vectorises (np.exp calls libm's scalar expf)
+    exp = exp32 if dtype == np.float32 else np.exp
 
     @numba_basic.numba_njit(boundscheck=False)
     def softmax_rows(P):
@@ -44,7 +49,7 @@ def numba_funcify_AttentionOp(op, node, **kwargs):
                 shift = zero
             total = zero
             for j in range(kept):
-                e = np.exp(P[i, j] - shift)
+                e = exp(P[i, j] - shift)
                 P[i, j] = e
                 total += e
             for j in range(kept, Lk):
