@@ -123,3 +123,24 @@ def test_bad_normalized_shapes_are_named():
         LayerNorm((4, 0))
     with pytest.raises(ValueError, match="rms_norm: normalized_shape must be a positive int"):
         rms_norm(x, ())
+
+
+def _op_names(out):
+    from pytensor.graph.traversal import ancestors
+
+    return {type(v.owner.op).__name__ for v in ancestors([out]) if v.owner is not None}
+
+
+def test_layer_norm_is_the_fused_op_where_it_applies(backend):
+    """Over trailing axes with others kept: the fused BatchNorm Op (statistics per kept
+    position); over every axis of x: the graph path. Both against NumPy."""
+    x = pt.tensor("x", shape=(3, 5), dtype="float32")
+    g, b = pt.tensor("g", shape=(5,), dtype="float32"), pt.tensor("b", shape=(5,), dtype="float32")
+    over_trailing, over_all = layer_norm(x, 5, g, b), layer_norm(x, (3, 5))
+    assert "BatchNormTrainOp" in _op_names(over_trailing)
+    assert "BatchNormTrainOp" not in _op_names(over_all)
+    rng = np.random.default_rng(4)
+    xv, gv, bv = rng.normal(size=(3, 5)).astype("float32"), rng.uniform(0.5, 2, 5).astype("float32"), rng.normal(size=5).astype("float32")
+    trailing, everything = compile_fn([x, g, b], [over_trailing, over_all], backend)(xv, gv, bv)
+    assert_close(trailing, layer_norm_reference(xv, 1, gv, bv, 1e-5), rtol=1e-5, atol=1e-5)
+    assert_close(everything, layer_norm_reference(xv, 2, 1.0, 0.0, 1e-5), rtol=1e-5, atol=1e-5)

@@ -6,6 +6,8 @@ import numbers
 
 import pytensor.tensor as pt
 
+from dandelion.ops.batch_norm import batch_norm_train, fusable
+
 
 def check_normalized_shape(where, normalized_shape):
     """``normalized_shape`` (an int or a tuple of ints) as a tuple of positive ints."""
@@ -61,12 +63,21 @@ def layer_norm(x, normalized_shape, gamma=None, beta=None, eps=1e-5):
     Examples
     --------
     >>> import pytensor.tensor as pt
+
+from dandelion.ops.batch_norm import batch_norm_train, fusable
     >>> from dandelion.functional import layer_norm
     >>> layer_norm(pt.tensor("x", shape=(2, 5, 8)), 8).type.shape
     (2, 5, 8)
     """
     x = pt.as_tensor_variable(x)
     _, axes = normalized_axes("layer_norm", x, normalized_shape)
+    if x.dtype.startswith("float") and fusable(x.ndim, axes):
+        # The fused BatchNorm Ops normalise over any axes with the others kept: over the
+        # trailing ones they are layer norm's statistics in one pass each way, where the
+        # graph below is two reductions and half a dozen broadcasting nodes forward and
+        # more backward (W5 inference on C: 8 reductions of 0.4 ms each).
+        normalised, _, _ = batch_norm_train(x, axes, eps)
+        return _scale_shift(normalised, gamma, beta)
     mean = pt.mean(x, axis=axes, keepdims=True)
     # centre first: a float32 E[x^2] - E[x]^2 loses the variance when |mean| >> std
     centred = x - mean
