@@ -327,10 +327,16 @@ def with_jax_fixes(kwargs):
 
 
 class DandelionJAXLinker(JAXLinker):
-    """PyTensor's JAX linker with collision-free names and reductions in their output dtype."""
+    """PyTensor's JAX linker with collision-free names, reductions in their output dtype, and
+    shared variables' NumPy values moved to the device once per value (``dandelion.jax_device_inputs``)."""
 
     def fgraph_convert(self, fgraph, input_storage, storage_map, **kwargs):
         return super().fgraph_convert(fgraph, input_storage, storage_map, **with_jax_fixes(kwargs))
+
+    def create_thunk_inputs(self, storage_map):
+        from dandelion.jax_device_inputs import cached_shared_inputs
+
+        return cached_shared_inputs(self.fgraph.inputs, super().create_thunk_inputs(storage_map))
 
 
 _DANDELION_LINKERS = {NumbaLinker: DandelionNumbaLinker, JAXLinker: DandelionJAXLinker}
