@@ -1,4 +1,4 @@
-"""Numba version of ``dandelion.ops.exp32``: ``exp32(x)`` for a float32 scalar, inlined, vectorisable."""
+"""Numba version of ``dandelion.ops.exp32``: ``exp32(x)`` for a float32 scalar, which vectorises in a caller's loop."""
 
 from __future__ import annotations
 
