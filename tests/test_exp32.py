@@ -1,8 +1,8 @@
 """The float32 exp of the softmax kernels (``dandelion.ops.exp32``) and its Numba version.
 
 The NumPy statement against float64 exp (ulps over the whole float32 range, the
-underflow and overflow bounds, NaN); the Numba ``exp32`` equal to it bit for bit (LLVM
-neither reassociates nor contracts without fast-math) and vectorising in a loop. The C
+underflow and overflow bounds, NaN); the Numba ``exp32`` equal to it bit for bit (it is
+compiled without fast-math, whatever its caller's flags) and vectorising in a loop. The C
 version is checked through the attention kernel (``test_ops_attention``'s long rows).
 """
 

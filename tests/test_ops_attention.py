@@ -204,6 +204,7 @@ def test_float32_long_rows_match_numpy_loop(backend, causal):
     assert np.all(weights[~normal] <= 1.2e-38) and np.all(weights >= 0)
     assert_close(out, expected_out, rtol=1e-5, atol=1e-6)
 
+
 def _op_types(out):
     """Names of the Op types in ``out``'s graph."""
     names, stack, seen = set(), [out], set()

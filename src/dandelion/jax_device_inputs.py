@@ -42,9 +42,6 @@ class DeviceCachedCell:
             self._host = value
         return self._device
 
-    def __setitem__(self, index, value):
-        self.cell[index] = value
-
 
 def cached_shared_inputs(fgraph_inputs, thunk_inputs):
     """``thunk_inputs`` with each shared variable's cell behind a ``DeviceCachedCell``."""
