@@ -6,7 +6,7 @@ process's share of a 2-way split: its step time is what two processes would take
 communication and the replicated optimizer update were free); one process with two
 simulated CPU devices (``--xla_force_host_platform_device_count=2``); two processes with
 one CPU device each, joined over 127.0.0.1 (gloo collectives; the threads ``initialize``
-starts may use every core and run at nice 19, see ``--communication-nice``). ``--repeats`` rounds run
+starts keep their process's core and run under SCHED_IDLE, see ``--communication``). ``--repeats`` rounds run
 every configuration, alternating their order; the table gives medians over the rounds,
 the speed-up against the one-device run of the same round, the CPU time per step of each
 process (a step on a core shared with other jobs takes longer without taking more CPU
@@ -59,6 +59,15 @@ def _env(devices, cpu, extra=None):
     return env
 
 
+def _communication(value):
+    """``--communication``: 'idle', 'default' or 'nice<0..19>'."""
+    if value in ("idle", "default"):
+        return value
+    if value.startswith("nice") and value[len("nice"):].isdigit() and 0 <= int(value[len("nice"):]) <= 19:
+        return value
+    raise argparse.ArgumentTypeError(f"expected idle, default or nice0..nice19, got {value!r}")
+
+
 def _load():
     try:
         return os.getloadavg()[0]
@@ -79,10 +88,12 @@ def run(workload, devices, processes, args, cpu=True, half=False):
     command = [sys.executable, "-m", "benchmarks.distributed_child", "--workload", workload,
                "--processes", str(processes), "--warmup", str(args.warmup), "--steps", str(args.steps)]
     cores = sorted(os.sched_getaffinity(0))
-    if processes > 1 and cpu and not args.pin_communication:
+    if processes > 1 and cpu and args.release_communication:
         command += ["--communication-cores", ",".join(map(str, cores))]
-    if processes > 1 and args.communication_nice is not None:
-        command += ["--communication-nice", str(args.communication_nice)]
+    if processes > 1 and args.communication == "idle":
+        command += ["--communication-idle"]
+    elif processes > 1 and args.communication.startswith("nice"):
+        command += ["--communication-nice", args.communication[len("nice"):]]
     batch = _batch(workload, half)
     if batch:
         command += ["--batch", str(batch)]
@@ -125,14 +136,13 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2, help="rounds of every configuration")
     parser.add_argument("--timeout", type=int, default=600)
     parser.add_argument("--accelerator", action="store_true", help="one process on the devices JAX finds")
-    parser.add_argument("--pin-communication", action="store_true",
-                        help="keep gloo's threads on their process's core (default: free to use every core)")
-    parser.add_argument("--communication-nice", type=int, default=19,
-                        help="nice value of gloo's threads in the 2-process runs (default 19; -1: leave them)")
+    parser.add_argument("--release-communication", action="store_true",
+                        help="let gloo's threads use every core (default: they keep their process's core)")
+    parser.add_argument("--communication", default="idle", type=_communication,
+                        help="scheduling of gloo's threads in the 2-process runs: idle (SCHED_IDLE, the default), "
+                             "niceN (nice value N in 0..19) or default (left alone)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    if args.communication_nice < 0:
-        args.communication_nice = None
     configs = [(1, 1, False)] if args.accelerator else CPU_CONFIGS
     records = []
     for workload in args.workloads.split(","):

@@ -101,13 +101,16 @@ def main(argv=None):
                         help="comma-separated cores the non-computing threads may use (default: keep the pin)")
     parser.add_argument("--communication-nice", type=int, default=None,
                         help="nice value of the distributed runtime's threads (initialize's communication_nice)")
+    parser.add_argument("--communication-idle", action="store_true",
+                        help="run the distributed runtime's threads under SCHED_IDLE (initialize's communication_idle)")
     args = parser.parse_args(argv)
 
     from dandelion.distributed import DataParallelStep, initialize, make_mesh
 
     process_id = 0
     if args.processes > 1:
-        process_id = initialize(initialization_timeout=60, communication_nice=args.communication_nice)[0]
+        process_id = initialize(initialization_timeout=60, communication_nice=args.communication_nice,
+                                communication_idle=args.communication_idle)[0]
     import jax
     import numpy as np
 

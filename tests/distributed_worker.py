@@ -7,8 +7,9 @@ saved on one mesh and loaded on the other; records bad-input messages.
 
 ``python -m tests.distributed_worker process OUT``: one of several processes joined by
 ``dandelion.distributed.initialize`` (coordinator and ids from the environment); each
-feeds its own rows of the global batches, with gloo's threads at nice
-``COMMUNICATION_NICE``. Process 0 writes the results.
+feeds its own rows of the global batches. Process 0 runs gloo's threads at nice
+``COMMUNICATION_NICE``, process 1 under ``SCHED_IDLE``; each records the scheduling of
+those threads and of its own calling thread. Process 0 writes the results.
 
 Results go to ``OUT/<mode>.npz``; the parent asserts on them.
 """
@@ -138,13 +139,22 @@ def devices(out):
     np.savez(Path(out) / "devices.npz", **results)
 
 
+def _scheduling(tid):
+    """(policy, nice) of a thread; 0 is the calling one."""
+    return os.sched_getscheduler(tid), os.getpriority(os.PRIO_PROCESS, tid)
+
+
 def process(out):
     from dandelion.distributed import DataParallelStep, communication_threads, initialize, make_mesh, shutdown
     from tests.distributed_model import GLOBAL_BATCH, batches, build, weights
 
-    main_nice = os.getpriority(os.PRIO_PROCESS, 0)
-    process_id, count = initialize(initialization_timeout=30, communication_nice=COMMUNICATION_NICE)
-    nices = [os.getpriority(os.PRIO_PROCESS, tid) for tid in communication_threads()]
+    main_before = _scheduling(0)
+    idle = os.environ["DANDELION_PROCESS_ID"] == "1"
+    process_id, count = initialize(
+        initialization_timeout=30, communication_nice=None if idle else COMMUNICATION_NICE, communication_idle=idle
+    )
+    scheduling = {"threads": np.asarray([_scheduling(tid) for tid in communication_threads()]),
+                  "main": np.asarray([main_before, _scheduling(0)])}
     model, inputs, loss, updates = build()
     step = DataParallelStep(inputs, loss, updates, mesh=make_mesh())
     rows = step.local_rows(GLOBAL_BATCH)
@@ -152,11 +162,12 @@ def process(out):
     step.pull()
     if process_id == 0:
         results = {"count": np.asarray(count), "rows": np.asarray([rows.start, rows.stop]),
-                   "nices": np.asarray(nices), "main_nice": np.asarray([main_nice, os.getpriority(os.PRIO_PROCESS, 0)])}
+                   **{f"scheduling0/{k}": v for k, v in scheduling.items()}}
         _store(results, "processes", losses, weights(model, updates))
         np.savez(Path(out) / "process.npz", **results)
     else:
         np.save(Path(out) / f"rows{process_id}.npy", np.asarray([rows.start, rows.stop]))
+        np.savez(Path(out) / f"scheduling{process_id}.npz", **scheduling)
     shutdown()
 
 

@@ -10,6 +10,7 @@ The reference for every distributed run is the single-device training function
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -99,6 +100,8 @@ def processes_run(tmp_path_factory):
     with np.load(out / "process.npz") as archive:
         results = {key: archive[key] for key in archive.files}
     results["rows1"] = np.load(out / "rows1.npy")
+    with np.load(out / "scheduling1.npz") as archive:
+        results.update({f"scheduling1/{key}": archive[key] for key in archive.files})
     return results
 
 
@@ -184,14 +187,21 @@ def test_two_processes_train_like_one_device(devices_run, processes_run):
     assert_same_run(processes_run, "processes", devices_run)
 
 
-def test_communication_threads_run_at_the_nice_value_given_and_the_step_keeps_its_own(processes_run):
+def test_communication_threads_run_as_asked_and_the_step_keeps_its_scheduling(processes_run):
     from tests.distributed_worker import COMMUNICATION_NICE
 
-    # gloo's event loop and the coordination client start inside initialize
-    assert len(processes_run["nices"]) >= 1
-    assert processes_run["nices"].tolist() == [COMMUNICATION_NICE] * len(processes_run["nices"])
-    before, after = processes_run["main_nice"].tolist()
-    assert after == before != COMMUNICATION_NICE
+    # process 0 asked for nice COMMUNICATION_NICE, process 1 for SCHED_IDLE; gloo's event
+    # loop and the coordination client start inside initialize in both
+    asked = {0: (os.SCHED_OTHER, COMMUNICATION_NICE), 1: (os.SCHED_IDLE, None)}
+    for process_id, (policy, nice) in asked.items():
+        threads = processes_run[f"scheduling{process_id}/threads"]
+        assert len(threads) >= 1
+        assert threads[:, 0].tolist() == [policy] * len(threads), process_id
+        if nice is not None:
+            assert threads[:, 1].tolist() == [nice] * len(threads)
+        before, after = processes_run[f"scheduling{process_id}/main"].tolist()
+        assert after == before, process_id  # the calling thread runs the step: left alone
+        assert before[0] == os.SCHED_OTHER and before[1] != COMMUNICATION_NICE
 
 
 @pytest.mark.parametrize("nice", [-1, 20, 2.5, True, "19"])
@@ -201,6 +211,22 @@ def test_initialize_rejects_a_communication_nice_outside_0_to_19(nice):
     # checked before JAX's distributed runtime is touched
     with pytest.raises(ValueError, match=rf"initialize: communication_nice must be an int in \[0, 19\] or None, got {nice!r}"):
         initialize("127.0.0.1:1", 2, 0, communication_nice=nice)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"communication_idle": 1}, "communication_idle must be True or False, got 1"),
+        ({"communication_idle": "yes"}, "communication_idle must be True or False, got 'yes'"),
+        ({"communication_idle": True, "communication_nice": 19},
+         "communication_idle=True and communication_nice=19 both given; expected one of them"),
+    ],
+)
+def test_initialize_rejects_a_bad_communication_idle(kwargs, message):
+    from dandelion.distributed import initialize
+
+    with pytest.raises(ValueError, match=re.escape(f"initialize: {message}")):
+        initialize("127.0.0.1:1", 2, 0, **kwargs)
 
 
 def _python(code, **env):

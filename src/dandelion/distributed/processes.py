@@ -5,7 +5,15 @@ from __future__ import annotations
 import os
 
 from dandelion.distributed._jax import require_jax
-from dandelion.distributed.threads import check_nice, communication_threads, lower_priority, record_started, thread_ids
+from dandelion.distributed.threads import (
+    check_idle,
+    check_nice,
+    communication_threads,
+    lower_priority,
+    record_started,
+    run_when_idle,
+    thread_ids,
+)
 
 ENV_COORDINATOR = "DANDELION_COORDINATOR"
 ENV_NUM_PROCESSES = "DANDELION_NUM_PROCESSES"
@@ -25,7 +33,7 @@ def _from_env(value, variable, where, argument, convert=str):
 
 
 def initialize(coordinator_address=None, num_processes=None, process_id=None, *, initialization_timeout=300,
-               cpu_collectives="gloo", communication_nice=None):
+               cpu_collectives="gloo", communication_nice=None, communication_idle=False):
     """Join the processes of one run (``jax.distributed.initialize``) before any JAX work.
 
     Every process runs the same script; afterwards ``jax.devices()`` lists the devices of
@@ -46,15 +54,20 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None, *,
     cpu_collectives : {'gloo', 'mpi'} or None
         How CPU devices of different processes exchange data (gloo needs nothing else);
         None leaves JAX's setting alone.
+    communication_idle : bool
+        Linux only: run the threads that start during ``initialize`` (gloo's event
+        loop, the coordination client, XLA's CPU worker threads;
+        ``communication_threads()`` lists them) under ``SCHED_IDLE``: they get a core
+        only when nothing else wants it, and a step thread that wakes takes it back at
+        once. The threads that existed before, the calling one among them, keep their
+        scheduling. For one process per core on a CPU-only machine: gloo's loop spins
+        while a peer's message waits for this process's step, and at any other priority
+        it keeps the core from the step for up to a scheduler tick (see
+        ``dandelion.distributed.threads``). Computation XLA runs on its worker threads
+        (several threads per process) would run at the idle priority too; leave it
+        False there.
     communication_nice : int in [0, 19], optional
-        Linux only: the nice value of the threads that start during ``initialize``
-        (gloo's event loop, the coordination client, XLA's CPU worker threads;
-        ``communication_threads()`` lists them); the threads that existed before, the
-        calling one among them, keep theirs. gloo's loop polls without sleeping, so where
-        every core computes (one process per core) 19 gives a step that runs on the
-        calling thread its core back, while gloo still runs at once whenever the step
-        waits for it. Computation XLA runs on its worker threads shares the lower
-        priority with gloo, as at the default.
+        Linux only: instead of ``communication_idle``, the nice value of those threads.
 
     Returns
     -------
@@ -70,6 +83,7 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None, *,
     if process_id is not None and num_processes is not None and not 0 <= int(process_id) < int(num_processes):
         raise ValueError(f"{where}: process_id must be in [0, {int(num_processes) - 1}], got {process_id}")
     communication_nice = check_nice(where, communication_nice)
+    communication_idle = check_idle(where, communication_idle, communication_nice)
     if cpu_collectives is not None:
         if cpu_collectives not in ("gloo", "mpi"):
             raise ValueError(f"{where}: cpu_collectives must be one of ['gloo', 'mpi', None], got {cpu_collectives!r}")
@@ -86,6 +100,8 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None, *,
     record_started(before)
     if communication_nice is not None:
         lower_priority(communication_threads(), communication_nice)
+    if communication_idle:
+        run_when_idle(communication_threads())
     return ids
 
 

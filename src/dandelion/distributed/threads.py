@@ -1,12 +1,15 @@
 """The threads ``initialize`` starts, and their scheduling priority (Linux).
 
-gloo, JAX's collectives between CPU processes, runs an event loop that polls its sockets
-without sleeping: on a machine whose cores are all computing, it takes a share of a core
-away from a step at every moment, not only while a collective is in flight. At the
-lowest priority (nice 19) it still runs at once on a core whose step is waiting in a
-collective, which is when it has work. Measured on 2 cores, two processes training W3
-(one core each, the step on the calling thread), three alternating pairs: 83-88 ms per
-step at the default priority, 56-69 ms at nice 19.
+gloo, JAX's collectives between CPU processes, runs an event loop that at times spins on
+``epoll_wait`` for milliseconds (traced: thousands of calls, each reporting a socket
+that the loop then does not read): on a machine whose cores all compute, it takes a core
+away from a step. A low nice value is not enough: at nice 19 the loop took 10 ms of CPU
+per W3 step and the step threads' waits in collectives held many of 4 to 5 ms (a
+scheduler tick). Under ``SCHED_IDLE`` the loop runs only on a core with nothing else to
+do, and the scheduler hands the core to a waking step thread at once (1 ms of CPU per
+step). Measured on 2 cores, two processes training W3 (one core each, the step on the
+calling thread): 83-88 ms per step at the default priority and 40-69 ms at nice 19 (two
+machines), 25 ms under ``SCHED_IDLE`` with the threads kept on their process's core.
 
 ``jax.distributed.initialize`` returns while its threads are still starting (gRPC's
 pools come up a few milliseconds later), so ``settled_thread_ids`` waits until the list
@@ -45,6 +48,20 @@ def check_nice(where, nice):
     return nice
 
 
+def check_idle(where, idle, nice):
+    """``idle`` as a bool; errors name the argument, a clash with ``nice`` and the platform."""
+    if not isinstance(idle, bool):
+        raise ValueError(f"{where}: communication_idle must be True or False, got {idle!r}")
+    if idle and nice is not None:
+        raise ValueError(
+            f"{where}: communication_idle=True and communication_nice={nice!r} both given; "
+            "expected one of them (a SCHED_IDLE thread has no nice value)"
+        )
+    if idle and not hasattr(os, "SCHED_IDLE"):
+        raise ValueError(f"{where}: communication_idle needs SCHED_IDLE (Linux); not available on {sys.platform}")
+    return idle
+
+
 def settled_thread_ids(poll_s=0.02, quiet_polls=3, limit_s=2.0):
     """``thread_ids()`` once it has not changed for ``quiet_polls`` polls (at most ``limit_s``)."""
     current, quiet = thread_ids(), 0
@@ -81,5 +98,14 @@ def lower_priority(tids, nice):
     for tid in tids:
         try:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except ProcessLookupError:
+            continue
+
+
+def run_when_idle(tids):
+    """Put each thread in ``tids`` under ``SCHED_IDLE`` (threads that ended meanwhile are skipped)."""
+    for tid in tids:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
         except ProcessLookupError:
             continue
