@@ -15,6 +15,10 @@ Run as two processes (on two hosts, use process 0's address):
         python examples/data_parallel_training.py --processes &
     DANDELION_COORDINATOR=127.0.0.1:12355 DANDELION_NUM_PROCESSES=2 DANDELION_PROCESS_ID=1 \\
         python examples/data_parallel_training.py --processes
+
+With one process per core of one machine's CPU, pin each (``taskset -c 0`` and
+``taskset -c 1`` before ``python``) and add ``--communication-idle``: gloo's threads then
+run only when their core has nothing else to do (see the docs' "Scaling out").
 """
 
 from __future__ import annotations
@@ -54,9 +58,10 @@ def synthetic_batches(steps, seed=0):
         yield x, np.argmax(x @ projection, axis=1).astype("int32")
 
 
-def main(steps=200, processes=False, checkpoint=None, verbose=True):
+def main(steps=200, processes=False, checkpoint=None, verbose=True, communication_idle=False):
     if processes:
-        process_id, _ = initialize()  # coordinator, count and id from $DANDELION_*
+        # coordinator, count and id from $DANDELION_*
+        process_id, _ = initialize(communication_idle=communication_idle)
     else:
         process_id = 0
     np.random.seed(0)  # the same initial weights in every process
@@ -88,5 +93,8 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--processes", action="store_true", help="join the processes named by $DANDELION_*")
     parser.add_argument("--checkpoint", default=None, help="save a checkpoint here at the end")
+    parser.add_argument("--communication-idle", action="store_true",
+                        help="run gloo's threads under SCHED_IDLE (one process per core; Linux)")
     arguments = parser.parse_args()
-    main(steps=arguments.steps, processes=arguments.processes, checkpoint=arguments.checkpoint)
+    main(steps=arguments.steps, processes=arguments.processes, checkpoint=arguments.checkpoint,
+         communication_idle=arguments.communication_idle)
