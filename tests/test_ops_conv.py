@@ -58,10 +58,7 @@ def ref_kwargs(cfg):
     return {"stride": cfg["stride"], "pad": cfg["pad"], "dilation": cfg["dilation"], "groups": cfg["groups"], "flip": cfg["flip"]}
 
 
-# each example compiles three Ops per backend (seconds each with Numba on a cold cache)
-@settings(max_examples=3)
-@given(cfg=conv_configs())
-def test_conv_ops_match_naive_loops(backend, cfg):
+def check_three_ops_against_naive_loops(backend, cfg):
     props = op_props(cfg)
     x_val, w_val = randn(*cfg["x_shape"]), randn(*cfg["w_shape"])
     y_ref = conv2d_ref(x_val, w_val, **ref_kwargs(cfg))
@@ -79,6 +76,36 @@ def test_conv_ops_match_naive_loops(backend, cfg):
         conv2d_filter_grad_ref(x_val, gy_val, cfg["w_shape"][2:], **ref_kwargs(cfg)),
     ]
     check_values([x, w, gy], outs, [x_val, w_val, gy_val], expected, backend)
+
+
+# each example compiles three Ops per backend (seconds each with Numba on a cold cache)
+@settings(max_examples=3)
+@given(cfg=conv_configs())
+def test_conv_ops_match_naive_loops(backend, cfg):
+    check_three_ops_against_naive_loops(backend, cfg)
+
+
+def _cfg(x_shape, w_shape, stride, pad, dilation, groups=1, flip=True):
+    return {"x_shape": x_shape, "w_shape": w_shape, "stride": stride, "pad": pad, "dilation": dilation,
+            "groups": groups, "flip": flip}
+
+
+# The C kernels copy each row of a receptive field in one piece between the first and the
+# last input column it reaches; these put those bounds at every edge: taps that reach no
+# column at all (pad 2, dilation 2 over a 2-wide input), strides that skip the padding
+# unevenly, a tap whose first column lies inside the input (offset > 0), a tap one column
+# past the input at stride 2 (where C's division rounds -1 / 2 up to 0).
+EDGE_CASES = [
+    _cfg((2, 2, 3, 2), (3, 2, 3, 3), stride=(1, 1), pad=(2, 2), dilation=(2, 2)),
+    _cfg((2, 2, 3, 3), (3, 2, 3, 3), stride=(2, 2), pad=(1, 1), dilation=(2, 2)),
+    _cfg((1, 2, 7, 8), (2, 2, 3, 4), stride=(3, 3), pad=(2, 3), dilation=(1, 1), flip=False),
+    _cfg((2, 4, 5, 9), (4, 2, 2, 3), stride=(2, 2), pad=(0, 1), dilation=(2, 3), groups=2),
+]
+
+
+@pytest.mark.parametrize("cfg", EDGE_CASES)
+def test_conv_ops_match_naive_loops_at_the_padding_edges(backend, cfg):
+    check_three_ops_against_naive_loops(backend, cfg)
 
 
 GRAD_CASES = [

@@ -26,12 +26,24 @@ from dandelion.ops.c.expr import SUPPORT_CODE, CExpr
 from dandelion.ops.c.outputs import ensure_output
 from dandelion.ops.geometry import conv_output_length
 
-C_CODE_VERSION = (6,)
+C_CODE_VERSION = (7,)
 
 CONV_PARAMS = ParamsType(sh=int64, sw=int64, ph=int64, pw=int64, dh=int64, dw=int64, groups=int64, flip=int64)
 
 _KERNELS = """
-/* One image's channels [c0, c0 + Cg) as rows (c, i, j) ``ld`` apart, columns (oh, ow); zero in the padding. */
+/* The output columns ow whose input column q = ow * sw + off lies in [0, W): [*lo, *hi). */
+static void dl_valid_columns_{T}(int W, int Wo, int sw, int off, int* lo, int* hi)
+{{
+    /* q >= 0  <=>  ow >= ceil(-off / sw);  q < W  <=>  ow <= floor((W - 1 - off) / sw) */
+    int a = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    int b = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
+    *lo = a < Wo ? a : Wo;
+    *hi = b < Wo ? b : Wo;
+    if (*hi < *lo) *hi = *lo;
+}}
+
+/* One image's channels [c0, c0 + Cg) as rows (c, i, j) ``ld`` apart, columns (oh, ow); zero in the padding.
+   The valid columns of a row are found once, so the copy itself has no branch (a plain copy at stride 1). */
 static void dl_im2col_{T}(const {T}* x, int H, int W, int c0, int Cg, int kh, int kw, int sh, int sw,
                           int ph, int pw, int dh, int dw, int Ho, int Wo, {T}* col, npy_intp ld)
 {{
@@ -40,15 +52,18 @@ static void dl_im2col_{T}(const {T}* x, int H, int W, int c0, int Cg, int kh, in
     for (int j = 0; j < kw; ++j) {{
         const {T}* src = x + (npy_intp)(c0 + c) * H * W;
         {T}* dst = col + (npy_intp)((c * kh + i) * kw + j) * ld;
+        const int off = j * dw - pw;
+        int lo, hi;
+        dl_valid_columns_{T}(W, Wo, sw, off, &lo, &hi);
         for (int oh = 0; oh < Ho; ++oh) {{
             int r = oh * sh - ph + i * dh;
-            {T}* row = dst + (npy_intp)oh * Wo;
-            if (r < 0 || r >= H) {{ for (int ow = 0; ow < Wo; ++ow) row[ow] = 0; continue; }}
-            const {T}* line = src + (npy_intp)r * W;
-            for (int ow = 0; ow < Wo; ++ow) {{
-                int q = ow * sw - pw + j * dw;
-                row[ow] = (q >= 0 && q < W) ? line[q] : ({T})0;
-            }}
+            {T}* __restrict__ row = dst + (npy_intp)oh * Wo;
+            if (r < 0 || r >= H) {{ memset(row, 0, sizeof({T}) * Wo); continue; }}
+            const {T}* __restrict__ line = src + (npy_intp)r * W;
+            for (int ow = 0; ow < lo; ++ow) row[ow] = 0;
+            if (sw == 1) memcpy(row + lo, line + lo + off, sizeof({T}) * (hi - lo));
+            else for (int ow = lo; ow < hi; ++ow) row[ow] = line[(npy_intp)ow * sw + off];
+            for (int ow = hi; ow < Wo; ++ow) row[ow] = 0;
         }}
     }}
 }}
@@ -62,14 +77,19 @@ static void dl_col2im_{T}(const {T}* col, npy_intp ld, int H, int W, int c0, int
     for (int j = 0; j < kw; ++j) {{
         {T}* dst = x + (npy_intp)(c0 + c) * H * W;
         const {T}* src = col + (npy_intp)((c * kh + i) * kw + j) * ld;
+        const int off = j * dw - pw;
+        int lo, hi;
+        dl_valid_columns_{T}(W, Wo, sw, off, &lo, &hi);
         for (int oh = 0; oh < Ho; ++oh) {{
             int r = oh * sh - ph + i * dh;
             if (r < 0 || r >= H) continue;
-            {T}* line = dst + (npy_intp)r * W;
-            const {T}* row = src + (npy_intp)oh * Wo;
-            for (int ow = 0; ow < Wo; ++ow) {{
-                int q = ow * sw - pw + j * dw;
-                if (q >= 0 && q < W) line[q] += row[ow];
+            {T}* __restrict__ line = dst + (npy_intp)r * W;
+            const {T}* __restrict__ row = src + (npy_intp)oh * Wo;
+            if (sw == 1) {{
+#pragma GCC ivdep
+                for (int ow = lo; ow < hi; ++ow) line[ow + off] += row[ow];
+            }} else {{
+                for (int ow = lo; ow < hi; ++ow) line[(npy_intp)ow * sw + off] += row[ow];
             }}
         }}
     }}
