@@ -26,27 +26,43 @@ def chunk_images(b, p):
     return min(b, (4096 + p - 1) // p)
 
 
+@numba_basic.numba_njit
+def valid_columns(w, wo, sw, off):
+    """The output columns ow whose input column ow * sw + off lies in [0, w): (lo, hi)."""
+    lo = 0 if off >= 0 else (-off + sw - 1) // sw
+    hi = 0 if w - 1 - off < 0 else (w - 1 - off) // sw + 1
+    lo, hi = min(lo, wo), min(hi, wo)
+    return lo, max(lo, hi)
+
+
 @numba_basic.numba_njit(boundscheck=False)
 def im2col(x, n0, nb, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
-    """Images [n0, n0 + nb), channels [c0, c0 + cg) of x -> (cg*kh*kw, nb*ho*wo); zero in the padding."""
+    """Images [n0, n0 + nb), channels [c0, c0 + cg) of x -> (cg*kh*kw, nb*ho*wo); zero in the padding.
+
+    The valid columns of a row are found once per filter tap, so the copy has no branch;
+    unsigned flat indices spare it Numba's negative-index wraparound.
+    """
     h, w = x.shape[2], x.shape[3]
     p = ho * wo
-    cols = np.empty((cg * kh * kw, nb * p), dtype=x.dtype)
+    cols = np.zeros((cg * kh * kw, nb * p), dtype=x.dtype)
+    flat_x = x.reshape(x.size)
+    flat_cols = cols.reshape(cols.size)
+    n_cols = nb * p
     for c in range(cg):
         for i in range(kh):
             for j in range(kw):
                 row = (c * kh + i) * kw + j
+                off = j * dw - pw
+                lo, hi = valid_columns(w, wo, sw, off)
                 for q in range(nb):
                     for oh in range(ho):
                         r = oh * sh - ph + i * dh
-                        base = q * p + oh * wo
                         if r < 0 or r >= h:
-                            for ow in range(wo):
-                                cols[row, base + ow] = 0
                             continue
-                        for ow in range(wo):
-                            col = ow * sw - pw + j * dw
-                            cols[row, base + ow] = x[n0 + q, c0 + c, r, col] if 0 <= col < w else 0
+                        src = np.uint64(((n0 + q) * x.shape[1] + c0 + c) * h * w + r * w + lo * sw + off)
+                        dst = np.uint64(row * n_cols + q * p + oh * wo + lo)
+                        for k in range(np.uint64(hi - lo)):
+                            flat_cols[dst + k] = flat_x[src + k * np.uint64(sw)]
     return cols
 
 
@@ -55,20 +71,24 @@ def col2im(cols, out, n0, nb, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
     """Adjoint of ``im2col``: adds every field entry of ``cols`` back onto its pixel of ``out``."""
     h, w = out.shape[2], out.shape[3]
     p = ho * wo
+    flat_out = out.reshape(out.size)
+    flat_cols = cols.reshape(cols.size)
+    n_cols = nb * p
     for c in range(cg):
         for i in range(kh):
             for j in range(kw):
                 row = (c * kh + i) * kw + j
+                off = j * dw - pw
+                lo, hi = valid_columns(w, wo, sw, off)
                 for q in range(nb):
                     for oh in range(ho):
                         r = oh * sh - ph + i * dh
                         if r < 0 or r >= h:
                             continue
-                        base = q * p + oh * wo
-                        for ow in range(wo):
-                            col = ow * sw - pw + j * dw
-                            if 0 <= col < w:
-                                out[n0 + q, c0 + c, r, col] += cols[row, base + ow]
+                        dst = np.uint64(((n0 + q) * out.shape[1] + c0 + c) * h * w + r * w + lo * sw + off)
+                        src = np.uint64(row * n_cols + q * p + oh * wo + lo)
+                        for k in range(np.uint64(hi - lo)):
+                            flat_out[dst + k * np.uint64(sw)] += flat_cols[src + k]
 
 
 @numba_basic.numba_njit(boundscheck=False)
