@@ -1,5 +1,5 @@
-"""2x2 max pooling with stride 2, the geometry with fixed-window Numba kernels
-(``dandelion.ops.numba.pool_tiled``): values, gradients and the second-order gather
+"""2x2 max pooling with stride 2, the geometry with fixed-window Numba and C kernels
+(``dandelion.ops.numba.pool_tiled``, ``dandelion.ops.c.pool.is_tiled_2x2``): values, gradients and the second-order gather
 against naive loops on every backend, ties and odd sizes included."""
 
 from __future__ import annotations
@@ -96,14 +96,15 @@ def test_all_equal_windows_route_to_their_first_entry(pool_functions):
     np.testing.assert_array_equal(gx, expected)
 
 
-def test_nan_follows_the_first_maximum_rule_on_numba():
+@pytest.mark.parametrize("mode", ["numba", "c"])
+def test_nan_follows_the_first_maximum_rule_on_numba_and_c(mode):
     """A NaN first entry wins its window, a later NaN never does (Python's ``max`` scan).
 
-    Numba only: its kernels define this rule; XLA's max propagates every NaN.
+    The Numba and C fixed-window kernels define this rule; XLA's max propagates every NaN.
     """
     x = np.array([[[[np.nan, 1.0, 2.0, np.nan], [0.5, 3.0, 0.0, 1.0]]]], dtype="float32")
     xv, gyv, gv = (pt.tensor(n, shape=(None,) * 4, dtype="float32") for n in ("x", "gy", "g"))
-    f = compile_strict([xv, gyv], [PoolOp(*OP_ARGS)(xv), PoolGradOp(*OP_ARGS)(xv, gyv)], "numba")
+    f = compile_strict([xv, gyv], [PoolOp(*OP_ARGS)(xv), PoolGradOp(*OP_ARGS)(xv, gyv)], mode)
     y, gx = f(x, np.ones((1, 1, 1, 2), dtype="float32"))
     np.testing.assert_array_equal(np.isnan(y), [[[[True, False]]]])
     assert y[0, 0, 0, 1] == 2.0

@@ -18,7 +18,7 @@ from dandelion.ops.c.expr import SUPPORT_CODE, CExpr
 from dandelion.ops.c.outputs import ensure_output
 from dandelion.ops.geometry import adaptive_bin_end, adaptive_bin_start, pool_output_length
 
-C_CODE_VERSION = (3,)
+C_CODE_VERSION = (5,)
 
 
 def support_code():
@@ -101,6 +101,52 @@ _ARGMAX = """
 """
 
 
+def is_tiled_2x2(op):
+    """2x2 max pooling with stride 2, no padding, borders ignored: the CNN default, with its own loops.
+
+    The generic loop nest has run-time window bounds and does not vectorise; on W3's first
+    pooling, (64, 32, 28, 28) -> 14x14, it took 2.0 ms forward and 2.9 ms back. A third
+    pooled axis is allowed with a window and stride of 1.
+    """
+    ws = (1,) * (3 - op.nd) + tuple(op.ws)
+    st = (1,) * (3 - op.nd) + tuple(op.stride)
+    return (
+        op.mode == "max" and op.output_size is None and op.ignore_border
+        and ws == (1, 2, 2) and st == (1, 2, 2) and not any(op.pad)
+    )
+
+
+# The window (a, b, c, d) in row-major order; m is its first maximum by the family's '>'
+# scan from a (a NaN first entry wins, a later NaN never does). Selects, not branches: the
+# loops vectorise.
+_TILED_MAX = """
+            const {T} a = r0[2 * k], b = r0[2 * k + 1], c = r1[2 * k], d = r1[2 * k + 1];
+            {T} m = a;
+            m = b > m ? b : m;
+            m = c > m ? c : m;
+            m = d > m ? d : m;"""
+
+# Which entry holds m, as flags (none set: d), from comparisons of the same width as the
+# values (an int position next to float values kept gcc from vectorising the loop).
+_TILED_FIRST = """
+            const int in_a = (a == m) | (a != a);
+            const int in_b = !in_a & (b == m);
+            const int in_c = !in_a & !in_b & (c == m);
+            const int in_d = !(in_a | in_b | in_c);"""
+
+
+def _tiled_planes(body, T):
+    """Loop over each plane (N * D of them) and output row j with input rows r0, r1."""
+    return f"""
+    for (npy_intp q = 0; q < n * sp[0]; ++q)
+    for (npy_intp j = 0; j < ot[1]; ++j) {{
+        const {T}* r0 = xp + (q * sp[1] + 2 * j) * sp[2];
+        const {T}* r1 = r0 + sp[2];
+        {body}
+    }}
+    """
+
+
 def _divisor(mode):
     if mode == "average_inc_pad":
         return "(double)(cd * ch * cw)"
@@ -115,6 +161,14 @@ def pool_forward_c(op, node, name, inputs, outputs, sub):
     fail = sub["fail"]
     xt, zt = f"dtype_{x}", f"dtype_{z}"
     typenum = node.outputs[0].type.dtype_specs()[2]
+    if is_tiled_2x2(op):
+        window = _TILED_MAX.format(T=xt)
+        loop = f"""
+        {zt}* __restrict__ row = zp + (q * ot[1] + j) * ot[2];
+        for (npy_intp k = 0; k < ot[2]; ++k) {{ {window}
+            row[k] = ({zt})m;
+        }}"""
+        return _pool_forward_frame(op, x, z, xt, zt, typenum, fail, _tiled_planes(loop, xt))
     if op.mode == "max":
         body = _ARGMAX + "                zp[o] = (" + zt + ")xp[best];"
     else:
@@ -124,6 +178,10 @@ def pool_forward_c(op, node, name, inputs, outputs, sub):
                 for (npy_intp h = h0; h < h1; ++h)
                 for (npy_intp w = w0; w < w1; ++w) total += xp[((b * sp[0] + d) * sp[1] + h) * sp[2] + w];
                 zp[o] = ({zt})(total / {_divisor(op.mode)});"""
+    return _pool_forward_frame(op, x, z, xt, zt, typenum, fail, _windows(op, body))
+
+
+def _pool_forward_frame(op, x, z, xt, zt, typenum, fail, loops):
     release = "Py_DECREF(xc);"
     return f"""
     {{
@@ -136,7 +194,7 @@ def pool_forward_c(op, node, name, inputs, outputs, sub):
     {ensure_output(z, "ndim", "oshape", typenum, release + fail)}
     const {xt}* xp = (const {xt}*)PyArray_DATA(xc);
     {zt}* zp = ({zt}*)PyArray_DATA({z});
-    {_windows(op, body)}
+    {loops}
     Py_DECREF(xc);
     }}
     """
@@ -147,6 +205,21 @@ def pool_backward_c(op, node, name, inputs, outputs, sub):
     (z,) = outputs
     fail = sub["fail"]
     xt, gt, zt = f"dtype_{x}", f"dtype_{gy}", f"dtype_{z}"
+    if is_tiled_2x2(op):
+        window = _TILED_MAX.format(T=xt) + _TILED_FIRST
+        body = f"""
+        const {gt}* __restrict__ g = gp + (q * ot[1] + j) * ot[2];
+        {zt}* __restrict__ z0 = zp + (q * sp[1] + 2 * j) * sp[2];
+        {zt}* __restrict__ z1 = z0 + sp[2];
+        for (npy_intp k = 0; k < ot[2]; ++k) {{ {window}
+            const {zt} v = ({zt})g[k], zero = 0;
+            z0[2 * k] = in_a ? v : zero; z0[2 * k + 1] = in_b ? v : zero;
+            z1[2 * k] = in_c ? v : zero; z1[2 * k + 1] = in_d ? v : zero;
+        }}"""
+        # each window writes all four of its entries; only a row or column outside every
+        # window (an odd length) needs the zeros
+        zeros = "if (2 * ot[1] != sp[1] || 2 * ot[2] != sp[2]) memset(zp, 0, PyArray_NBYTES({z}));".replace("{z}", z)
+        return _pool_backward_frame(op, node, x, gy, z, xt, gt, zt, fail, zeros, _tiled_planes(body, xt))
     if op.mode == "max":
         body = _ARGMAX + "                zp[best] += (" + zt + ")gp[o];"
     else:
@@ -155,6 +228,11 @@ def pool_backward_c(op, node, name, inputs, outputs, sub):
                 for (npy_intp d = d0; d < d1; ++d)
                 for (npy_intp h = h0; h < h1; ++h)
                 for (npy_intp w = w0; w < w1; ++w) zp[((b * sp[0] + d) * sp[1] + h) * sp[2] + w] += share;"""
+    zeros = f"memset(zp, 0, PyArray_NBYTES({z}));"
+    return _pool_backward_frame(op, node, x, gy, z, xt, gt, zt, fail, zeros, _windows(op, body))
+
+
+def _pool_backward_frame(op, node, x, gy, z, xt, gt, zt, fail, zeros, loops):
     release = "Py_DECREF(xc); Py_DECREF(gc);"
     return f"""
     {{
@@ -174,8 +252,8 @@ def pool_backward_c(op, node, name, inputs, outputs, sub):
     const {xt}* xp = (const {xt}*)PyArray_DATA(xc);
     const {gt}* gp = (const {gt}*)PyArray_DATA(gc);
     {zt}* zp = ({zt}*)PyArray_DATA({z});
-    memset(zp, 0, PyArray_NBYTES({z}));
-    {_windows(op, body)}
+    {zeros}
+    {loops}
     {release}
     }}
     """
