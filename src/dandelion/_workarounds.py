@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 from pytensor.link.jax.linker import JAXLinker
 from pytensor.link.numba.linker import NumbaLinker
+from pytensor.link.vm import VMLinker
 
 from dandelion._compat import PYTENSOR_VERSION
+from dandelion.parallel_c_compile import DandelionVMLinker
 
 
 @dataclass(frozen=True)
@@ -339,11 +341,11 @@ class DandelionJAXLinker(JAXLinker):
         return cached_shared_inputs(self.fgraph.inputs, super().create_thunk_inputs(storage_map))
 
 
-_DANDELION_LINKERS = {NumbaLinker: DandelionNumbaLinker, JAXLinker: DandelionJAXLinker}
+_DANDELION_LINKERS = {NumbaLinker: DandelionNumbaLinker, JAXLinker: DandelionJAXLinker, VMLinker: DandelionVMLinker}
 
 
 def linker_for(mode):
-    """``mode`` with dandelion's subclass of its linker when it is PyTensor's Numba or JAX one.
+    """``mode`` with dandelion's subclass of its linker when it is PyTensor's Numba, JAX or VM (C) one.
 
     The linker keeps its settings (a copy changes only its class); any other mode comes
     back unchanged.
