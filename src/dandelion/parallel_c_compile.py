@@ -63,8 +63,12 @@ class _Job:
         self.module = None
 
 
-def _job_for(node, cache):
-    """The node's ``_Job``, or None when it needs no compile here (cached, no C code, unversioned)."""
+def _missing_module(node, cache):
+    """``(linker, key, module_hash)`` of the node's module when the cache lacks it, else None.
+
+    None too for a node PyTensor compiles no cacheable module for (not a ``COp``, float16,
+    an unversioned key).
+    """
     if not isinstance(node.op, COp):
         return None
     if any(getattr(v.type, "dtype", "") == "float16" for v in node.inputs + node.outputs):
@@ -79,20 +83,20 @@ def _job_for(node, cache):
     module_hash = cmodule.get_module_hash(linker.get_src_code(), key)
     if cache._get_from_hash(module_hash, key) is not None:
         return None
-    return _Job(linker, key, module_hash)
+    return linker, key, module_hash
 
 
 def missing_jobs(nodes, cache):
-    """One ``_Job`` per distinct missing module among ``nodes``."""
-    jobs = {}
+    """One ``_Job`` per distinct missing module among ``nodes`` (nodes sharing a module share it)."""
+    found = {}
     for node in nodes:
         try:
-            job = _job_for(node, cache)
+            missing = _missing_module(node, cache)
         except Exception:  # noqa: BLE001 - no C code, or any other trouble: the linker decides
             continue
-        if job is not None:
-            jobs.setdefault(job.module_hash, job)
-    return list(jobs.values())
+        if missing is not None and missing[2] not in found:
+            found[missing[2]] = _Job(*missing)
+    return list(found.values())
 
 
 @contextlib.contextmanager

@@ -60,10 +60,9 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None, *,
         ``communication_threads()`` lists them) under ``SCHED_IDLE``: they get a core
         only when nothing else wants it, and a step thread that wakes takes it back at
         once. The threads that existed before, the calling one among them, keep their
-        scheduling. For one process per core on a CPU-only machine: gloo's loop spins
-        while a peer's message waits for this process's step, and at any other priority
-        it keeps the core from the step for up to a scheduler tick (see
-        ``dandelion.distributed.threads``). Computation XLA runs on its worker threads
+        scheduling. For one process per core on a CPU-only machine: gloo's loop at times
+        spins for milliseconds, and at nice 19 the step still waited up to a scheduler
+        tick for its core, several times per step (see ``dandelion.distributed.threads``). Computation XLA runs on its worker threads
         (several threads per process) would run at the idle priority too; leave it
         False there.
     communication_nice : int in [0, 19], optional

@@ -231,7 +231,7 @@ def pool_backward_c(op, node, name, inputs, outputs, sub):
         }}"""
         # each window writes all four of its entries; only a row or column outside every
         # window (an odd length) needs the zeros
-        zeros = "if (2 * ot[1] != sp[1] || 2 * ot[2] != sp[2]) memset(zp, 0, PyArray_NBYTES({z}));".replace("{z}", z)
+        zeros = f"if (2 * ot[1] != sp[1] || 2 * ot[2] != sp[2]) memset(zp, 0, PyArray_NBYTES({z}));"
         return _pool_backward_frame(op, node, x, gy, z, xt, gt, zt, fail, zeros, _tiled_planes(body, xt))
     if op.mode == "max":
         body = _ARGMAX + "                zp[best] += (" + zt + ")gp[o];"
