@@ -110,6 +110,29 @@ def gemm_code(prefix, link):
     return code
 
 
+_POINTER_GEMM = """
+typedef void (*@PREFIX@_sgemm_fn)(char*, char*, const int*, const int*, const int*, const float*, const float*, const int*,
+                                   const float*, const int*, const float*, float*, const int*);
+typedef void (*@PREFIX@_dgemm_fn)(char*, char*, const int*, const int*, const int*, const double*, const double*, const int*,
+                                   const double*, const int*, const double*, double*, const int*);
+static @PREFIX@_sgemm_fn @PREFIX@_sgemm = NULL;
+static @PREFIX@_dgemm_fn @PREFIX@_dgemm = NULL;
+"""
+
+
+def pointer_gemm_code(prefix):
+    """``{prefix}_gemm_float`` / ``_double`` as ``gemm_code`` defines them, calling the Fortran-interface
+    GEMMs (32-bit integers) at the pointers ``{prefix}_sgemm`` / ``{prefix}_dgemm`` the caller sets.
+
+    For code built outside PyTensor (``dandelion.ops.native``), which links no BLAS: the
+    Numba backend hands it SciPy's, the one its own products run on.
+    """
+    code = _POINTER_GEMM.replace("@PREFIX@", prefix)
+    for ctype, symbol in (("float", f"{prefix}_sgemm"), ("double", f"{prefix}_dgemm")):
+        code += _ROW_MAJOR.replace("@PREFIX@", prefix).replace("@T@", ctype).replace("@GEMM@", symbol).replace("@I@", "int")
+    return code
+
+
 C_TYPES = {"float32": "float", "float64": "double"}
 
 

@@ -1,4 +1,8 @@
-"""C code of the fused LSTM Ops (``dandelion.ops.lstm``): the recurrence with one BLAS GEMM per step.
+"""C code of the fused LSTM Ops (``dandelion.ops.lstm``).
+
+float32 runs on a thread team with ``W_hid`` packed once per call
+(``dandelion.ops.c.lstm_packed``); float64, and float32 when its buffers cannot be
+allocated, runs the recurrence with one BLAS GEMM per step described here.
 
 Forward, per step t: the gate pre-activations ``a = gate_input[t] + h_{t-1} @ W_hid``
 are formed in place in ``gates[t]`` (a copy of ``gate_input[t]`` with ``sgemm``/``dgemm``
@@ -111,9 +115,16 @@ def backward_c_code(op, where, node, inputs, outputs, sub):
 
 
 class LSTMCOp(SequenceCOp):
-    """The kernels of the two LSTM Ops' C code."""
+    """The kernels of the two LSTM Ops' C code (float32 on a thread team: ``lstm_packed``)."""
 
     kernels = lstm_kernels
+    kernel_headers = SequenceCOp.kernel_headers + ("<stdlib.h>", "<pthread.h>", "<sched.h>", "<dlfcn.h>")
+
+    def c_compile_args(self, **kwargs):
+        return [*super().c_compile_args(**kwargs), "-pthread"]
+
+    def c_libraries(self, **kwargs):
+        return [*super().c_libraries(**kwargs), "pthread", "dl"]
 
 
 class LSTMForwardCOp(LSTMCOp):

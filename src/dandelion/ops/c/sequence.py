@@ -18,7 +18,7 @@ from dandelion.ops.c.blas import BlasKernelCOp
 GRAD_PARAMS = ParamsType(grad_clipping=float64)
 
 # The activations (the float32 tanh is ``dandelion.ops.numba.activations.rational_tanh``, same
-# coefficients), the clip and the shape checks and outputs of the Ops' C code.
+# coefficients) and the clip.
 _HELPERS = """
 static inline float @PREFIX@_tanh_float(float x)
 {
@@ -47,7 +47,10 @@ static inline double @PREFIX@_sigmoid_double(double x) { return 0.5 + 0.5 * @PRE
 static inline float @PREFIX@_clip_float(float x, float b) { return x > b ? b : (x < -b ? -b : x); }
 
 static inline double @PREFIX@_clip_double(double x, double b) { return x > b ? b : (x < -b ? -b : x); }
+"""
 
+# What only a Python extension module can use: shape checks worded as ``perform``'s, outputs.
+_PYTHON_HELPERS = """
 /* Python's repr of a shape tuple, for error messages. */
 static void @PREFIX@_shape_repr(char* buf, size_t n, int nd, const npy_intp* dims)
 {
@@ -86,9 +89,14 @@ static int @PREFIX@_output(PyArrayObject** z, int nd, const npy_intp* dims, int 
 
 
 
+def math_helpers_code(prefix):
+    """The activations and the clip, named ``{prefix}_tanh_float`` ... (plain C: no Python or NumPy)."""
+    return _HELPERS.replace("@PREFIX@", prefix)
+
+
 def helpers_code(prefix):
     """The shared support functions, named ``{prefix}_tanh_float``, ``{prefix}_check_shape`` ..."""
-    return _HELPERS.replace("@PREFIX@", prefix)
+    return math_helpers_code(prefix) + _PYTHON_HELPERS.replace("@PREFIX@", prefix)
 
 
 def arrays_block(named, body, fail):

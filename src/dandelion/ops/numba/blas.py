@@ -36,14 +36,22 @@ def _capsule_address(capsule):
     return get_pointer(capsule, get_name(capsule))
 
 
-def _register_symbols():
-    """The integer width of SciPy's GEMMs, registered once for jitted code; None without them."""
+def scipy_gemm_addresses():
+    """{dtype: address} of SciPy's Fortran-interface ``sgemm`` / ``dgemm`` (32-bit ``int``), or None without SciPy."""
     try:
         from scipy.linalg import cython_blas
     except ImportError:
         return None
-    for dtype, name in (("float32", "sgemm"), ("float64", "dgemm")):
-        llvm.add_symbol(_SYMBOLS[dtype], _capsule_address(cython_blas.__pyx_capi__[name]))
+    return {dtype: _capsule_address(cython_blas.__pyx_capi__[name]) for dtype, name in (("float32", "sgemm"), ("float64", "dgemm"))}
+
+
+def _register_symbols():
+    """The integer width of SciPy's GEMMs, registered once for jitted code; None without them."""
+    addresses = scipy_gemm_addresses()
+    if addresses is None:
+        return None
+    for dtype, address in addresses.items():
+        llvm.add_symbol(_SYMBOLS[dtype], address)
     return 32  # SciPy's cython_blas takes Fortran ``int``
 
 

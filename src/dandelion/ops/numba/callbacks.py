@@ -2,7 +2,10 @@
 
 A compiled graph calls a kernel family's callbacks as external functions by symbol, not
 through a raw function pointer (a "dynamic global" that would make the graph uncachable
-on disk); see ``conv_cfuncs`` for why kernels sit behind callbacks at all.
+on disk); see ``conv_cfuncs`` for why kernels sit behind callbacks at all. The function
+behind a symbol is a ``cfunc`` or, with ``export_address``, a function of a library
+(``dandelion.ops.native``) with the same signature: a graph links whichever the process
+registered.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import llvmlite.binding as llvm
 from numba import types
 
 
+def export_address(family, dtype_name, name, signature, address):
+    """Registers the function at ``address`` as ``dandelion_<family>_<name>_<dtype_name>``; its external function."""
+    symbol = f"dandelion_{family}_{name}_{dtype_name}"
+    llvm.add_symbol(symbol, address)
+    return types.ExternalFunction(symbol, signature)
+
+
 def export(family, dtype_name, signature, callbacks):
     """Registers each callback as ``dandelion_<family>_<name>_<dtype_name>``; their external functions, in order."""
-    externals = []
-    for callback in callbacks:
-        symbol = f"dandelion_{family}_{callback.__name__}_{dtype_name}"
-        llvm.add_symbol(symbol, callback.address)
-        externals.append(types.ExternalFunction(symbol, signature))
-    return tuple(externals)
+    return tuple(export_address(family, dtype_name, c.__name__, signature, c.address) for c in callbacks)

@@ -1,0 +1,86 @@
+"""Kernels built as plain shared libraries, for a backend that compiles no C of its own (Numba).
+
+The C backend compiles dandelion's C kernels into PyTensor's modules. The Numba backend
+can run the same kernels: ``load_library(name, source)`` compiles ``source`` (C++ with
+no Python or NumPy in it) once per machine with PyTensor's compiler and flags (``cxx``,
+its ``-march`` for this CPU), files it under ``compiledir/dandelion_native`` keyed by a
+hash of the source, compiler and flags, and loads it with ``ctypes``. Two processes
+building the same library at once each compile into a folder of their own and rename
+into place, so a reader sees a whole file.
+
+Returns None, and the caller keeps its Numba loops, when there is no compiler
+(``cxx`` empty), the build fails (a warning says why), or ``DANDELION_NATIVE_KERNELS=0``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import tempfile
+import warnings
+from functools import cache
+from pathlib import Path
+
+from pytensor import config
+
+
+def native_kernels_enabled():
+    """False when ``DANDELION_NATIVE_KERNELS=0`` asks every backend to keep its own loops."""
+    return os.environ.get("DANDELION_NATIVE_KERNELS", "1") != "0"
+
+
+@cache
+def _build_flags():
+    from pytensor.link.c.cmodule import GCC_compiler
+
+    # PyTensor's own flags carry -march for this CPU; its -D flags are NumPy's and unused here
+    machine = [flag for flag in GCC_compiler.compile_args() if not flag.startswith("-D")]
+    return ("-O3", *machine, "-shared", "-fPIC", "-pthread")
+
+
+def native_folder():
+    """The folder of the built libraries, beside PyTensor's compiled modules."""
+    return Path(config.compiledir) / "dandelion_native"
+
+
+def library_path(name, source):
+    """Where ``load_library`` files the library built from ``source``."""
+    key = hashlib.sha256("\0".join([source, config.cxx, *_build_flags()]).encode()).hexdigest()[:20]
+    return native_folder() / f"{name}_{key}.so"
+
+
+def _build(name, source, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f"build_{name}_") as folder:
+        src, out = Path(folder) / f"{name}.cpp", Path(folder) / f"{name}.so"
+        src.write_text(source)
+        command = [config.cxx, *_build_flags(), str(src), "-o", str(out), "-ldl"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            warnings.warn(
+                f"dandelion.ops.native: building {name} failed ({' '.join(command[:2])} ...), "
+                f"the Numba loops run instead:\n{result.stderr[-2000:]}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return False
+        os.replace(out, path)
+    return True
+
+
+@cache
+def load_library(name, source):
+    """The ``ctypes.CDLL`` of ``source`` built as library ``name``, or None (see the module's doc)."""
+    if not native_kernels_enabled() or not config.cxx:
+        return None
+    path = library_path(name, source)
+    if not path.exists() and not _build(name, source, path):
+        return None
+    return ctypes.CDLL(str(path))
+
+
+def function_address(library, symbol):
+    """The address of ``symbol`` in a loaded ``library``."""
+    return ctypes.cast(getattr(library, symbol), ctypes.c_void_p).value

@@ -1,0 +1,121 @@
+"""The float32 LSTM kernels on a thread team (``dandelion.ops.c.lstm_packed``, ``dandelion.ops.c.team``).
+
+The team's size is read once per process, so each configuration runs the Ops in a child
+process (``tests.lstm_team_child``) with ``perform`` patched to fail. The shapes are
+chosen to cross every edge of the packed kernels: 11 rows (a partial block of 8 rows),
+68 hidden units (the forward's blocks of 8 units end in a partial one of 4, the
+backward's three blocks of 32 in one of 4), peepholes, a mask and a binding clip bound.
+Forward values are checked against ``tests.recurrent_reference`` (float64 NumPy written
+from the equations), gradients against the NumPy kernel ``lstm_numpy.lstm_backward``.
+
+Configurations: OpenBLAS's pool (2 threads of a 2-thread pool), threads of the team's
+own (3 threads, more than the pool has), one thread, and on Numba the Numba loops that
+run without a C++ compiler (``DANDELION_NATIVE_KERNELS=0``). JAX runs XLA's loop, not
+these kernels.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytensor
+import pytest
+
+from dandelion.ops import lstm_numpy
+from tests import recurrent_reference as ref
+from tests.helpers import assert_close, c_kernel_blas_flags
+
+T, B, H = 5, 11, 68
+CLIP = 0.5  # tests.lstm_team_child's bound
+# (name, environment): OpenBLAS's pool, own threads (more than the pool's 2), one thread
+CONFIGURATIONS = [
+    ("pool", {"OPENBLAS_NUM_THREADS": "2", "DANDELION_KERNEL_THREADS": "2"}),
+    ("own threads", {"OPENBLAS_NUM_THREADS": "2", "DANDELION_KERNEL_THREADS": "3"}),
+    ("one thread", {"OPENBLAS_NUM_THREADS": "1", "DANDELION_KERNEL_THREADS": "1"}),
+]
+# the Numba library's last team (the backward's: 3 blocks of units), size * 10 + kind
+EXPECTED_TEAM = {"pool": 22, "own threads": 31, "one thread": 10}
+
+
+def _case():
+    rng = np.random.default_rng(11)
+    f32 = lambda x: np.asarray(x, dtype="float32")  # noqa: E731
+    case = {
+        "gi": f32(rng.standard_normal((T, B, 4 * H))),
+        "W": f32(0.3 * rng.standard_normal((H, 4 * H))),
+        "w_ci": f32(0.5 * rng.standard_normal(H)),
+        "w_cf": f32(0.5 * rng.standard_normal(H)),
+        "w_co": f32(0.5 * rng.standard_normal(H)),
+        "h0": f32(0.5 * rng.standard_normal((B, H))),
+        "c0": f32(0.5 * rng.standard_normal((B, H))),
+        "mask": f32(rng.random((T, B)) < 0.7),
+        "d_hs": f32(rng.standard_normal((T, B, H))),
+        "d_cs": f32(rng.standard_normal((T, B, H))),
+    }
+    return case
+
+
+def _run_child(mode, case_path, out_path, env):
+    environment = {**os.environ, **env}
+    command = [sys.executable, "-m", "tests.lstm_team_child", mode, str(case_path), str(out_path)]
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, f"child ({mode}, {env}) failed:\n{done.stderr[-4000:]}"
+    return dict(np.load(out_path))
+
+
+def _check(outputs, case):
+    peep = np.stack([case["w_ci"], case["w_cf"], case["w_co"]])
+    h, c = case["h0"].astype("float64"), case["c0"].astype("float64")
+    for t in range(T):
+        h_new, c_new = ref.lstm_cell(case["gi"][t], h, c, case["W"], peep)
+        keep = case["mask"][t][:, None] != 0
+        h, c = np.where(keep, h_new, h), np.where(keep, c_new, c)
+        assert_close(outputs["out0"][t], h, rtol=1e-4, atol=1e-5, err_msg=f"hs[{t}]")
+        assert_close(outputs["out1"][t], c, rtol=1e-4, atol=1e-5, err_msg=f"cs[{t}]")
+    hs, cs, gates = outputs["out0"], outputs["out1"], outputs["out2"]
+    expected = lstm_numpy.lstm_backward(
+        case["W"], peep, case["h0"], case["c0"], case["mask"], hs, cs, gates, case["d_hs"], case["d_cs"], CLIP, True, True
+    )
+    d_gi, d_W, d_peep, d_h0, d_c0 = expected
+    names = ["d_gate_input", "d_W_hid", "d_w_ci", "d_w_cf", "d_w_co", "d_h0", "d_c0"]
+    for k, (name, e) in enumerate(zip(names, [d_gi, d_W, *d_peep, d_h0, d_c0], strict=True)):
+        assert_close(outputs[f"out{3 + k}"], e, rtol=1e-4, atol=1e-4, err_msg=name)
+    assert np.abs(outputs["out3"]).max() <= CLIP * (1 + 1e-6)
+
+
+@pytest.fixture(scope="module")
+def case_file(tmp_path_factory):
+    case = _case()
+    path = tmp_path_factory.mktemp("lstm_team") / "case.npz"
+    np.savez(path, **case)
+    return path, case
+
+
+@pytest.mark.parametrize("name, env", CONFIGURATIONS, ids=[name for name, _ in CONFIGURATIONS])
+def test_team_kernels_match_the_references(backend, case_file, tmp_path, name, env):
+    if backend == "jax":
+        pytest.skip("JAX runs XLA's loop: the thread team is a C / Numba kernel")
+    if backend == "c" and c_kernel_blas_flags() is None:
+        pytest.skip("no BLAS here: the LSTM C code declines and perform runs")
+    path, case = case_file
+    env = {**env, "PYTENSOR_FLAGS": f"{os.environ.get('PYTENSOR_FLAGS', '')},blas__ldflags={c_kernel_blas_flags() or ''}"}
+    outputs = _run_child(backend, path, tmp_path / "out.npz", env)
+    _check(outputs, case)
+    if backend == "numba":
+        # with a compiler the library serves the Numba backend (it falls back only without one)
+        assert bool(outputs["native"]) == bool(pytensor.config.cxx)
+    if outputs["native"]:
+        assert int(outputs["team"]) == EXPECTED_TEAM[name]
+
+
+def test_numba_loops_without_the_native_library(backend, case_file, tmp_path):
+    """``DANDELION_NATIVE_KERNELS=0``: the Numba cfuncs serve the Ops, with the same results."""
+    if backend != "numba":
+        pytest.skip("the Numba backend's fallback; C and JAX have their own kernels")
+    path, case = case_file
+    outputs = _run_child(backend, path, tmp_path / "out.npz", {"DANDELION_NATIVE_KERNELS": "0"})
+    assert not outputs["native"]
+    _check(outputs, case)
