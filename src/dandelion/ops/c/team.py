@@ -97,7 +97,7 @@ static void @P@_barrier(@P@_team_barrier* b, int n, int* phase)
     const int target = ++*phase * n;
     __atomic_add_fetch(&b->arrived, 1, __ATOMIC_ACQ_REL);
     for (long spins = 0; __atomic_load_n(&b->arrived, __ATOMIC_ACQUIRE) < target; ++spins) {
-        if (spins < 200000) {
+        if (spins < 2000) {
 #if defined(__x86_64__) || defined(__i386__)
             __builtin_ia32_pause();
 #endif
