@@ -11,11 +11,13 @@ from the equations), gradients against the NumPy kernel ``lstm_numpy.lstm_backwa
 Configurations: OpenBLAS's pool (2 threads of a 2-thread pool), threads of the team's
 own (3 threads, more than the pool has), one thread, and on Numba the Numba loops that
 run without a C++ compiler (``DANDELION_NATIVE_KERNELS=0``). JAX runs XLA's loop, not
-these kernels.
+these kernels. The kernels built without AVX-512 (the narrower tile of other machines)
+are checked on the same shapes through their library build.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -119,3 +121,38 @@ def test_numba_loops_without_the_native_library(backend, case_file, tmp_path):
     outputs = _run_child(backend, path, tmp_path / "out.npz", {"DANDELION_NATIVE_KERNELS": "0"})
     assert not outputs["native"]
     _check(outputs, case)
+
+
+def _call_native_library(library, case):
+    """hs, cs, gates and the gradients from a library build of the kernels, called as the Numba backend calls it."""
+    from dandelion.ops.numba.blas import scipy_gemm_addresses
+
+    gemms = scipy_gemm_addresses()
+    library.dandelion_native_lstm_init(ctypes.c_void_p(gemms["float32"]), ctypes.c_void_p(gemms["float64"]))
+    f32 = lambda *shape: np.zeros(shape, dtype="float32")  # noqa: E731
+    peep = np.ascontiguousarray(np.stack([case["w_ci"], case["w_cf"], case["w_co"]]))
+    hs, cs, gates = f32(T, B, H), f32(T, B, H), f32(T, B, 4 * H)
+    params = np.array([T, B, H, 1, 1], dtype=np.int64)
+    pointer = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+    gi, W, h0, c0, mask = (np.ascontiguousarray(case[n]) for n in ("gi", "W", "h0", "c0", "mask"))
+    library.dandelion_native_lstm_forward_float(*map(pointer, (gi, W, peep, h0, c0, mask, hs, cs, gates, params)))
+    d_gi, d_W, d_peep, d_h0, d_c0 = f32(T, B, 4 * H), f32(H, 4 * H), f32(3, H), f32(B, H), f32(B, H)
+    d_hs, d_cs = np.ascontiguousarray(case["d_hs"]), np.ascontiguousarray(case["d_cs"])
+    arrays = (W, peep, h0, c0, mask, hs, cs, gates, d_hs, d_cs, d_gi, d_W, d_peep, d_h0, d_c0, params)
+    library.dandelion_native_lstm_backward_float(*map(pointer, arrays), ctypes.c_double(CLIP))
+    grads = [d_gi, d_W, *d_peep, d_h0, d_c0]
+    return {f"out{k}": v for k, v in enumerate([hs, cs, gates, *grads])}
+
+
+@pytest.mark.skipif(not pytensor.config.cxx, reason="no C++ compiler (pytensor.config.cxx is empty)")
+def test_kernels_built_without_avx512_match_the_references():
+    """The narrower tile (2 rows, for AVX2 and older) on the same shapes, through the library build."""
+    from dandelion.ops import native
+    from dandelion.ops.c import lstm_kernels
+    from dandelion.ops.numba.blas import HAVE_SCIPY_BLAS
+
+    if not HAVE_SCIPY_BLAS:
+        pytest.skip("the library build takes SciPy's GEMMs (no SciPy here)")
+    library = native.load_library("lstm", lstm_kernels.native_code(), ("-mno-avx512f",))
+    case = _case()
+    _check(_call_native_library(library, case), case)

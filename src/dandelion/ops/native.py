@@ -45,18 +45,18 @@ def native_folder():
     return Path(config.compiledir) / "dandelion_native"
 
 
-def library_path(name, source):
+def library_path(name, source, extra_flags=()):
     """Where ``load_library`` files the library built from ``source``."""
-    key = hashlib.sha256("\0".join([source, config.cxx, *_build_flags()]).encode()).hexdigest()[:20]
+    key = hashlib.sha256("\0".join([source, config.cxx, *_build_flags(), *extra_flags]).encode()).hexdigest()[:20]
     return native_folder() / f"{name}_{key}.so"
 
 
-def _build(name, source, path):
+def _build(name, source, path, extra_flags=()):
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f"build_{name}_") as folder:
         src, out = Path(folder) / f"{name}.cpp", Path(folder) / f"{name}.so"
         src.write_text(source)
-        command = [config.cxx, *_build_flags(), str(src), "-o", str(out), "-ldl"]
+        command = [config.cxx, *_build_flags(), *extra_flags, str(src), "-o", str(out), "-ldl"]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             warnings.warn(
@@ -71,12 +71,16 @@ def _build(name, source, path):
 
 
 @cache
-def load_library(name, source):
-    """The ``ctypes.CDLL`` of ``source`` built as library ``name``, or None (see the module's doc)."""
+def load_library(name, source, extra_flags=()):
+    """The ``ctypes.CDLL`` of ``source`` built as library ``name``, or None (see the module's doc).
+
+    ``extra_flags`` (a tuple) follow PyTensor's; the tests build the kernels for narrower
+    instruction sets with them (``-mno-avx512f``).
+    """
     if not native_kernels_enabled() or not config.cxx:
         return None
-    path = library_path(name, source)
-    if not path.exists() and not _build(name, source, path):
+    path = library_path(name, source, extra_flags)
+    if not path.exists() and not _build(name, source, path, extra_flags):
         return None
     return ctypes.CDLL(str(path))
 
