@@ -84,7 +84,7 @@ def main(argv=None):
                 for framework in frameworks:
                     record(run_child(workload, framework, mode, args))
         if not args.no_scaling:
-            for workload, (parameter, values) in SCALING.items():
+            for workload, parameter, values in SCALING:
                 if workload not in workloads:
                     continue
                 for framework in frameworks:

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from benchmarks.report import FRAMEWORK_ORDER
 
-# parameter swept per workload, and its values
-SCALING = {"W1": ("steps", [25, 50, 100, 200]), "W3": ("batch", [16, 32, 64, 128])}
+# (workload, parameter swept, its values): the recurrent workloads in sequence length and in
+# batch (issue 17: linear in T 25..200 and in batch 16..128), the CNN in batch
+SCALING = [
+    ("W1", "steps", [25, 50, 100, 200]),
+    ("W1", "batch", [16, 32, 64, 128]),
+    ("W2", "steps", [25, 50, 100, 200]),
+    ("W2", "batch", [16, 32, 64, 128]),
+    ("W3", "batch", [16, 32, 64, 128]),
+]
 UNIT = {"steps": "time step", "batch": "sample"}
 
 
@@ -45,7 +52,7 @@ def _failures(records, workload, parameter):
 def scaling_table(records):
     """Markdown: per workload, median ms at each value, and the linear fit per framework."""
     lines = []
-    for workload, (parameter, values) in SCALING.items():
+    for workload, parameter, values in SCALING:
         series = _series(records, workload, parameter)
         failures = _failures(records, workload, parameter)
         if not series and not failures:
@@ -82,7 +89,7 @@ def scaling_chart(records, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    panels = [(w, p, _series(records, w, p)) for w, (p, _) in SCALING.items()]
+    panels = [(w, p, _series(records, w, p)) for w, p, _ in SCALING]
     panels = [panel for panel in panels if panel[2]]
     if not panels:
         return None
