@@ -1,12 +1,15 @@
 """Child process of tests/test_lstm_team.py: the fused LSTM Ops on one backend, in a process of its own.
 
-``python -m tests.lstm_team_child MODE CASE OUT``: compiles the forward and gradient Ops
+``python -m tests.lstm_team_child MODE CASE OUT [CALLERS]``: compiles the forward and gradient Ops
 (peepholes, mask, clip bound 0.5) on ``MODE`` ("c" or "numba") with ``perform`` patched
 to fail, evaluates them on the arrays of ``CASE`` (.npz) and writes the outputs to
 ``OUT`` (.npz), with ``team``: the last thread team of the Numba backend's library
 (size * 10 + kind, see ``dandelion.ops.c.team``; -1 where none ran) and ``native``:
 whether that library served the Numba backend. The team's size is read once per
 process (``DANDELION_KERNEL_THREADS``, ``OPENBLAS_NUM_THREADS``), hence the process.
+With ``CALLERS`` > 1, that many Python threads also call the function at once, with
+NumPy products between the calls (OpenBLAS's pool is shared by all of them), and
+``agree`` says whether every call gave the first call's outputs.
 """
 
 from __future__ import annotations
@@ -20,7 +23,27 @@ NAMES = ("gi", "W", "w_ci", "w_cf", "w_co", "h0", "c0", "mask", "d_hs", "d_cs")
 CLIP = 0.5
 
 
-def main(mode, case_path, out_path):
+def _concurrent_calls_agree(function, case, expected, callers, calls=5):
+    import threading
+
+    agree = []
+
+    def caller():
+        for _ in range(calls):
+            got = function(*(case[n] for n in NAMES))
+            np.dot(case["gi"][0], case["W"].T)
+            agree.append(all(np.array_equal(g, e) for g, e in zip(got, expected, strict=True)))
+
+    threads = [threading.Thread(target=caller) for _ in range(callers - 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(agree) == (callers - 1) * calls and all(agree)
+
+
+def main(mode, case_path, out_path, callers="1"):
+    callers = int(callers)
     import pytensor.tensor as pt
 
     import dandelion
@@ -38,6 +61,7 @@ def main(mode, case_path, out_path):
         function = dandelion.function([v[n] for n in NAMES], [hs, cs, gates, *grads], mode=mode.upper())
         outputs = function(*(case[n] for n in NAMES))
     result = {f"out{k}": np.asarray(o) for k, o in enumerate(outputs)}
+    result["agree"] = np.array(_concurrent_calls_agree(function, case, outputs, callers))
     result["team"], result["native"] = np.array(-1), np.array(False)
     if mode == "numba":
         from dandelion.ops import native
@@ -51,4 +75,4 @@ def main(mode, case_path, out_path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -8,7 +8,8 @@ backward's three blocks of 32 in one of 4), peepholes, a mask and a binding clip
 Forward values are checked against ``tests.recurrent_reference`` (float64 NumPy written
 from the equations), gradients against the NumPy kernel ``lstm_numpy.lstm_backward``.
 
-Configurations: OpenBLAS's pool (2 threads of a 2-thread pool), threads of the team's
+Configurations: OpenBLAS's pool (2 threads of a 2-thread pool; there three Python threads
+also call the function at once, with NumPy products between the calls), threads of the team's
 own (3 threads, more than the pool has), one thread, and on Numba the Numba loops that
 run without a C++ compiler (``DANDELION_NATIVE_KERNELS=0``). JAX runs XLA's loop, not
 these kernels. The kernels built without AVX-512 (the narrower tile of other machines)
@@ -60,9 +61,9 @@ def _case():
     return case
 
 
-def _run_child(mode, case_path, out_path, env):
+def _run_child(mode, case_path, out_path, env, callers=1):
     environment = {**os.environ, **env}
-    command = [sys.executable, "-m", "tests.lstm_team_child", mode, str(case_path), str(out_path)]
+    command = [sys.executable, "-m", "tests.lstm_team_child", mode, str(case_path), str(out_path), str(callers)]
     done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, f"child ({mode}, {env}) failed:\n{done.stderr[-4000:]}"
     return dict(np.load(out_path))
@@ -104,8 +105,10 @@ def test_team_kernels_match_the_references(backend, case_file, tmp_path, name, e
         pytest.skip("no BLAS here: the LSTM C code declines and perform runs")
     path, case = case_file
     env = {**env, "PYTENSOR_FLAGS": f"{os.environ.get('PYTENSOR_FLAGS', '')},blas__ldflags={c_kernel_blas_flags() or ''}"}
-    outputs = _run_child(backend, path, tmp_path / "out.npz", env)
+    # three Python threads call the function at once in the pool's configuration
+    outputs = _run_child(backend, path, tmp_path / "out.npz", env, callers=3 if name == "pool" else 1)
     _check(outputs, case)
+    assert outputs["agree"], "calls from several threads at once gave other results (or did not all finish)"
     if backend == "numba":
         # with a compiler the library serves the Numba backend (it falls back only without one)
         assert bool(outputs["native"]) == bool(pytensor.config.cxx)
