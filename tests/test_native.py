@@ -59,3 +59,14 @@ def test_no_compiler_or_the_switch_declines(fresh_cache, monkeypatch):
     assert not native.native_kernels_enabled()
     assert native.load_library("test_add", SOURCE) is None
     assert not (fresh_cache / "dandelion_native").exists()
+
+
+@needs_compiler
+def test_an_unwritable_cache_folder_warns_and_declines(tmp_path, monkeypatch):
+    native.load_library.cache_clear()
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setattr(native, "native_folder", lambda: blocker / "dandelion_native")
+    with pytest.warns(RuntimeWarning, match="test_add unavailable"):
+        assert native.load_library("test_add", SOURCE) is None
+    native.load_library.cache_clear()

@@ -9,7 +9,8 @@ building the same library at once each compile into a folder of their own and re
 into place, so a reader sees a whole file.
 
 Returns None, and the caller keeps its Numba loops, when there is no compiler
-(``cxx`` empty), the build fails (a warning says why), or ``DANDELION_NATIVE_KERNELS=0``.
+(``cxx`` empty), the build fails or the library cannot be filed or loaded (a warning says
+why), or ``DANDELION_NATIVE_KERNELS=0``.
 """
 
 from __future__ import annotations
@@ -80,9 +81,13 @@ def load_library(name, source, extra_flags=()):
     if not native_kernels_enabled() or not config.cxx:
         return None
     path = library_path(name, source, extra_flags)
-    if not path.exists() and not _build(name, source, path, extra_flags):
+    try:
+        if not path.exists() and not _build(name, source, path, extra_flags):
+            return None
+        return ctypes.CDLL(str(path))
+    except OSError as error:  # an unwritable cache folder, a library the loader refuses
+        warnings.warn(f"dandelion.ops.native: {name} unavailable ({error}), the Numba loops run instead", RuntimeWarning, stacklevel=2)
         return None
-    return ctypes.CDLL(str(path))
 
 
 def function_address(library, symbol):
