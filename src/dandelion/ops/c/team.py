@@ -6,22 +6,26 @@ every thread's output. OpenBLAS, called once per step, wakes its pool, packs ``W
 into its blocked layout and reaches about two thirds of the machine's rate on W1's
 32x256 by 256x1024 product (156 us per step on 2 threads, AMD EPYC); a team whose
 threads keep their own part of ``W_hid`` packed for the whole sequence runs the same
-product and the cell at the machine's rate (50 steps in 4.9 ms against 7.8 + 1.2).
+product and the cell in 5.0-5.7 ms for 50 steps (OpenBLAS: 7.8 ms for the products, 1.2
+for the cell).
 
-``team_code(prefix)`` defines, under ``{prefix}_``:
+``team_code(prefix, blas_address)`` defines, under ``{prefix}_``:
 
 - ``team_size(blocks, small)``: how many threads to use for ``blocks`` independent
-  blocks of work: one when the caller says the work is ``small``, else the thread count
-  of ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` (the one the process gave its BLAS,
-  so that the two never oversubscribe the cores), else the CPUs this process may run
-  on; never more than ``blocks`` or 64. ``DANDELION_KERNEL_THREADS=n`` (read once per
-  process) overrides both (the tests force several threads on small shapes with it);
+  blocks of work: one when the caller says the work is ``small``, else the size of
+  OpenBLAS's pool (``blas_cpu_number``, read on every call: ``openblas_set_num_threads``
+  changes it), else ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS``, else the CPUs this
+  process may run on; never more than ``blocks`` or 64. ``DANDELION_KERNEL_THREADS=n``
+  (read once per compiled module) overrides all of them (the tests force several threads
+  on small shapes with it);
 - ``team_run(n, fn, arg)``: runs ``fn(arg, thread, n_threads)`` on ``n`` threads (the
-  caller's one of them) and returns when all have; if threads cannot be created it runs
+  caller's one of them) and returns when all have: on OpenBLAS's own pool
+  (``gotoblas_pthread``, in the library holding the BLAS function at ``blas_address``)
+  when ``n`` fits it, else on threads of its own; if those cannot be created it runs
   with those it has (``n_threads`` says how many);
 - ``barrier(team_barrier*, n_threads, int* phase)``: a spinning barrier (steps last tens
-  of microseconds: a futex wake would cost as much), which yields the CPU after a while
-  so that an oversubscribed machine still makes progress;
+  of microseconds: a futex wake would cost as much), which yields the CPU after 2000
+  spins so that a member sharing its core with another lets it run;
 - ``tile(K, A, lda, panel, out)`` and ``tile_rows``: ``out (MR x NR) = A[MR rows, K] @ panel (K x NR)``
   for a panel packed row by row, in GCC vector types (AVX-512: 8 x 32 in 16 registers;
   narrower targets 2 x 32), the one product both directions of a kernel use.
