@@ -8,7 +8,7 @@ backward kernel also takes ``grad_clipping`` as a float64.
 
 Behind the symbols are, where a C++ compiler is at hand, the C backend's kernels built as
 a library (``native_lstm``: float32 on a thread team with ``W_hid`` packed once, see
-``dandelion.ops.c.lstm_packed``; W1's Numba training step went from 51 to 29 ms, AMD EPYC,
+``dandelion.ops.c.lstm_packed``; W1's Numba training step went from 51 to 23-29 ms, AMD EPYC,
 2 threads), else the Numba loops of ``lstm_kernels`` as cfuncs (no C++ compiler, or its
 build failed). ``DANDELION_NATIVE_KERNELS=0`` keeps the
 Numba loops.
