@@ -166,7 +166,7 @@ static void dl_lstm_backward_@T@(int T, int B, int H, const @T@* W, const @T@* w
                                  const @T@* gates, const @T@* d_hs, const @T@* d_cs, double grad_clipping,
                                  @T@* d_gate_input, @T@* dW, @T@* dwci, @T@* dwcf, @T@* dwco, @T@* dh, @T@* dc)
 {
-    const npy_intp step = (npy_intp)B * 4 * H, state = (npy_intp)B * H;
+    const npy_intp step = (npy_intp)B * 4 * H;
     const @T@ bound = grad_clipping > 0 ? (@T@)grad_clipping : (@T@)HUGE_VAL;
     if (T == 0 || !dl_lstm_packed_backward_@T@(T, B, H, W, wci, wcf, wco, c0, mask, cs, gates, d_hs, d_cs, bound,
                                                 d_gate_input, dwci, dwcf, dwco, dh, dc))

@@ -23,6 +23,7 @@ from numba import carray, types
 
 from dandelion.ops import native
 from dandelion.ops.c import lstm_kernels as c_lstm_kernels
+from dandelion.ops.c.blas import C_TYPES
 from dandelion.ops.numba.blas import scipy_gemm_addresses
 from dandelion.ops.numba.callbacks import export, export_address
 from dandelion.ops.numba.lstm_kernels import lstm_backward, lstm_forward
@@ -42,9 +43,6 @@ LSTM_SOURCES = (
 N_PARAMS = 5
 
 
-_C_TYPES = {"float32": "float", "float64": "double"}
-
-
 @cache
 def native_lstm():
     """{dtype: (forward, backward) addresses} of the library build of the C kernels, or None."""
@@ -55,7 +53,7 @@ def native_lstm():
     library.dandelion_native_lstm_init(ctypes.c_void_p(gemms["float32"]), ctypes.c_void_p(gemms["float64"]))
     return {
         dtype: tuple(native.function_address(library, f"dandelion_native_lstm_{d}_{c}") for d in ("forward", "backward"))
-        for dtype, c in _C_TYPES.items()
+        for dtype, c in C_TYPES.items()
     }
 
 
