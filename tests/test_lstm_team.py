@@ -8,9 +8,9 @@ backward's three blocks of 32 in one of 4), peepholes, a mask and a binding clip
 Forward values are checked against ``tests.recurrent_reference`` (float64 NumPy written
 from the equations), gradients against the NumPy kernel ``lstm_numpy.lstm_backward``.
 
-Configurations: OpenBLAS's pool (2 threads of a 2-thread pool; there three Python threads
-also call the function at once, with NumPy products between the calls), threads of the team's
-own (3 threads, more than the pool has), one thread, and on Numba the Numba loops that
+Configurations: OpenBLAS's pool (2 threads of a 2-thread pool; there two more Python
+threads call functions of their own at once, with NumPy products between the calls),
+threads of the team's own (3 threads, more than the pool has), one thread, and on Numba the Numba loops that
 run without a C++ compiler (``DANDELION_NATIVE_KERNELS=0``). JAX runs XLA's loop, not
 these kernels. The kernels built without AVX-512 (the narrower tile of other machines)
 are checked on the same shapes through their library build.
@@ -105,7 +105,7 @@ def test_team_kernels_match_the_references(backend, case_file, tmp_path, name, e
         pytest.skip("no BLAS here: the LSTM C code declines and perform runs")
     path, case = case_file
     env = {**env, "PYTENSOR_FLAGS": f"{os.environ.get('PYTENSOR_FLAGS', '')},blas__ldflags={c_kernel_blas_flags() or ''}"}
-    # three Python threads call the function at once in the pool's configuration
+    # in the pool's configuration two more Python threads call the kernels at once
     outputs = _run_child(backend, path, tmp_path / "out.npz", env, callers=3 if name == "pool" else 1)
     _check(outputs, case)
     assert outputs["agree"], "calls from several threads at once gave other results (or did not all finish)"
