@@ -187,7 +187,10 @@ static int dl_lstm_threads(int blocks, int B, int H)
     return dl_lstm_team_size(blocks, (double)B * H * 4 * H < 1048576.0);
 }
 
-static int dl_lstm_packed_forward_float(int T, int B, int H, const float* gate_input, const float* W, const float* wci,
+"""
+
+# The entry points, after the team members they start.
+_ENTRIES = """static int dl_lstm_packed_forward_float(int T, int B, int H, const float* gate_input, const float* W, const float* wci,
                                         const float* wcf, const float* wco, const float* h0, const float* c0,
                                         const float* mask, float* hs, float* cs, float* gates)
 {
@@ -251,10 +254,9 @@ def packed_code(forward_cells):
 
     Needs ``team_code("dl_lstm")`` and the float back steps before it.
     """
-    head, tail = _COMMON.split("static int dl_lstm_packed_forward_float", 1)
-    parts = [head]
+    parts = [_COMMON]
     for peephole in (False, True):
         parts.append(fill(fill(_TILE_CELL, forward_cells[peephole]), {"P": str(int(peephole))}))
         parts.append(fill(_MEMBERS, {"P": str(int(peephole))}))
-    parts.append("static int dl_lstm_packed_forward_float" + tail)
+    parts.append(_ENTRIES)
     return "".join(parts)
