@@ -10,9 +10,10 @@ from the equations), gradients against the NumPy kernel ``lstm_numpy.lstm_backwa
 
 Configurations: OpenBLAS's pool (2 threads of a 2-thread pool; there two more Python
 threads call functions of their own at once, with NumPy products between the calls),
-threads of the team's own (3 threads, more than the pool has), one thread, and on Numba the Numba loops that
-run without a C++ compiler (``DANDELION_NATIVE_KERNELS=0``). JAX runs XLA's loop, not
-these kernels. The kernels built without AVX-512 (the narrower tile of other machines)
+threads of the team's own (3 threads, more than the pool has), one thread, and the fallbacks
+without a C++ compiler (``DANDELION_NATIVE_KERNELS=0``): the Numba loops, JAX's scans. On
+JAX the kernels run as XLA custom calls (``dandelion.ops.jax.lstm_native``) on a team
+from XLA's own pool. The kernels built without AVX-512 (the narrower tile of other machines)
 are checked on the same shapes through their library build.
 """
 
@@ -39,8 +40,16 @@ CONFIGURATIONS = [
     ("own threads", {"OPENBLAS_NUM_THREADS": "2", "DANDELION_KERNEL_THREADS": "3"}),
     ("one thread", {"OPENBLAS_NUM_THREADS": "1", "DANDELION_KERNEL_THREADS": "1"}),
 ]
-# the Numba library's last team (the backward's: 3 blocks of units), size * 10 + kind
+# the library's last team (the backward's: 3 blocks of units), size * 10 + kind; on JAX the
+# pool is XLA's (kind 3), as large as the CPUs the process may use
 EXPECTED_TEAM = {"pool": 22, "own threads": 31, "one thread": 10}
+
+
+def _expected_team(backend, name):
+    if backend != "jax" or name == "one thread":
+        return EXPECTED_TEAM[name]
+    threads = 2 if name == "pool" else 3
+    return 10 * threads + (3 if threads <= len(os.sched_getaffinity(0)) else 1)
 
 
 def _case():
@@ -99,8 +108,6 @@ def case_file(tmp_path_factory):
 
 @pytest.mark.parametrize("name, env", CONFIGURATIONS, ids=[name for name, _ in CONFIGURATIONS])
 def test_team_kernels_match_the_references(backend, case_file, tmp_path, name, env):
-    if backend == "jax":
-        pytest.skip("JAX runs XLA's loop: the thread team is a C / Numba kernel")
     if backend == "c" and c_kernel_blas_flags() is None:
         pytest.skip("no BLAS here: the LSTM C code declines and perform runs")
     path, case = case_file
@@ -109,17 +116,17 @@ def test_team_kernels_match_the_references(backend, case_file, tmp_path, name, e
     outputs = _run_child(backend, path, tmp_path / "out.npz", env, callers=3 if name == "pool" else 1)
     _check(outputs, case)
     assert outputs["agree"], "calls from several threads at once gave other results (or did not all finish)"
-    if backend == "numba":
-        # with a compiler the library serves the Numba backend (it falls back only without one)
+    if backend != "c":
+        # with a compiler the library serves the Numba and JAX backends (they fall back only without one)
         assert bool(outputs["native"]) == bool(pytensor.config.cxx)
     if outputs["native"]:
-        assert int(outputs["team"]) == EXPECTED_TEAM[name]
+        assert int(outputs["team"]) == _expected_team(backend, name)
 
 
-def test_numba_loops_without_the_native_library(backend, case_file, tmp_path):
-    """``DANDELION_NATIVE_KERNELS=0``: the Numba cfuncs serve the Ops, with the same results."""
-    if backend != "numba":
-        pytest.skip("the Numba backend's fallback; C and JAX have their own kernels")
+def test_fallback_without_the_native_library(backend, case_file, tmp_path):
+    """``DANDELION_NATIVE_KERNELS=0``: the Numba cfuncs, or JAX's scans (its path on GPUs), with the same results."""
+    if backend == "c":
+        pytest.skip("the C backend compiles the kernels into its own modules: it has no library to go without")
     path, case = case_file
     outputs = _run_child(backend, path, tmp_path / "out.npz", {"DANDELION_NATIVE_KERNELS": "0"})
     assert not outputs["native"]
@@ -128,7 +135,7 @@ def test_numba_loops_without_the_native_library(backend, case_file, tmp_path):
 
 def _call_native_library(library, case):
     """hs, cs, gates and the gradients from a library build of the kernels, called as the Numba backend calls it."""
-    from dandelion.ops.numba.blas import scipy_gemm_addresses
+    from dandelion.ops.scipy_blas import scipy_gemm_addresses
 
     gemms = scipy_gemm_addresses()
     library.dandelion_native_lstm_init(ctypes.c_void_p(gemms["float32"]), ctypes.c_void_p(gemms["float64"]))

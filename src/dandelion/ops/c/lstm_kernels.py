@@ -160,7 +160,7 @@ static void dl_lstm_backward_loop_@T@(int T, int B, int H, const @T@* W, const @
 }
 
 /* Cotangents of the forward inputs from d_hs, d_cs (T, B, H); bound <= 0: no clipping.
-   Outputs d_gate_input (T, B, 4H), dW (H, 4H), dw* (H,) when the peepholes are given, dh0, dc0 (B, H). */
+   Outputs d_gate_input (T, B, 4H), dW (H, 4H; NULL: not formed), dw* (H,) when the peepholes are given, dh0, dc0 (B, H). */
 static void dl_lstm_backward_@T@(int T, int B, int H, const @T@* W, const @T@* wci, const @T@* wcf, const @T@* wco,
                                  const @T@* h0, const @T@* c0, const @T@* mask, const @T@* hs, const @T@* cs,
                                  const @T@* gates, const @T@* d_hs, const @T@* d_cs, double grad_clipping,
@@ -172,6 +172,7 @@ static void dl_lstm_backward_@T@(int T, int B, int H, const @T@* W, const @T@* w
                                                 d_gate_input, dwci, dwcf, dwco, dh, dc))
         dl_lstm_backward_loop_@T@(T, B, H, W, wci, wcf, wco, c0, mask, cs, gates, d_hs, d_cs, bound,
                                   d_gate_input, dwci, dwcf, dwco, dh, dc);
+    if (!dW) return; /* the caller forms dW itself (the JAX backend, in XLA) */
     if (T == 0) {
         memset(dW, 0, sizeof(@T@) * (npy_intp)H * 4 * H);
         return;
@@ -248,7 +249,10 @@ void dandelion_native_lstm_init(void* sgemm, void* dgemm)
     dl_lstm_dgemm = (dl_lstm_dgemm_fn)dgemm;
 }
 
-/* The size of the last call's thread team, times 10, plus its kind (1: threads of its own, 2: OpenBLAS's). */
+/* Teams of threads of their own instead of OpenBLAS's pool (see team_without_pool). */
+void dandelion_native_lstm_without_pool(void) { dl_lstm_team_without_pool(); }
+
+/* The size of the last call's thread team, times 10, plus its kind (1: threads of its own, 2: OpenBLAS's, 3: a lent pool). */
 int dandelion_native_lstm_last_team(void) { return 10 * dl_lstm_last_team_size + dl_lstm_last_team_kind; }
 @ENTRIES@
 }
@@ -273,7 +277,7 @@ void dandelion_native_lstm_backward_@T@(const @T@* w, const @T@* peep, const @T@
     const int T = (int)p[0], B = (int)p[1], H = (int)p[2], peephole = p[3] != 0;
     memset(d_peep, 0, sizeof(@T@) * 3 * H);
     if ((npy_intp)B * H == 0) {
-        memset(d_w, 0, sizeof(@T@) * (npy_intp)H * 4 * H);
+        if (d_w) memset(d_w, 0, sizeof(@T@) * (npy_intp)H * 4 * H);
         return;
     }
     dl_lstm_backward_@T@(T, B, H, w, peephole ? peep : NULL, peephole ? peep + H : NULL, peephole ? peep + 2 * H : NULL,

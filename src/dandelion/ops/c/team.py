@@ -74,6 +74,32 @@ static void @P@_find_pool(void)
     }
 }
 
+/* Teams of threads of their own from now on: for a process whose other work runs on another pool (XLA's),
+   where OpenBLAS's workers, spinning after each team, would take its cores. */
+static inline void @P@_team_without_pool(void)
+{
+    @P@_find_pool();
+    @P@_pool_run = NULL;
+    @P@_pool_size = NULL;
+}
+
+typedef void (*@P@_team_fn)(void* arg, int thread, int n_threads);
+
+/* A pool the caller lends for its calls on this thread (XLA's intra-op threads, for the JAX backend):
+   run(pool, n, fn, arg) runs fn(arg, thread, m) on m <= n threads, the caller's thread 0, and returns m
+   when all have. It takes precedence over OpenBLAS's pool while set. */
+typedef int (*@P@_lent_pool_fn)(void* pool, int n, @P@_team_fn fn, void* arg);
+static __thread @P@_lent_pool_fn @P@_lent_run = NULL;
+static __thread void* @P@_lent_pool = NULL;
+static __thread int @P@_lent_size = 0;
+
+static inline void @P@_team_lend_pool(@P@_lent_pool_fn run, void* pool, int size)
+{
+    @P@_lent_run = run;
+    @P@_lent_pool = pool;
+    @P@_lent_size = size;
+}
+
 static int @P@_team_size(int blocks, int small)
 {
     static int own = 0, forced = -1;
@@ -89,7 +115,7 @@ static int @P@_team_size(int blocks, int small)
         own = n;
     }
     /* the pool's size can change at run time (openblas_set_num_threads, threadpoolctl) */
-    const int available = @P@_pool_size ? *@P@_pool_size : own;
+    const int available = @P@_lent_run ? @P@_lent_size : (@P@_pool_size ? *@P@_pool_size : own);
     int n = forced ? forced : (small ? 1 : available);
     n = n < blocks ? n : blocks;
     return n < 1 ? 1 : (n > 64 ? 64 : n);
@@ -110,8 +136,6 @@ static void @P@_barrier(@P@_team_barrier* b, int n, int* phase)
         }
     }
 }
-
-typedef void (*@P@_team_fn)(void* arg, int thread, int n_threads);
 
 typedef struct {
     @P@_team_fn fn;
@@ -136,7 +160,7 @@ static void* @P@_thread_main(void* p)
     return NULL;
 }
 
-/* The size and kind of the last team that ran (1 own threads, 2 OpenBLAS's pool): the tests read them. */
+/* The size and kind of the last team that ran (1 own threads, 2 OpenBLAS's pool, 3 a lent pool): the tests read them. */
 static int @P@_last_team_size = 0, @P@_last_team_kind = 0;
 
 static void @P@_team_run(int n, @P@_team_fn fn, void* arg)
@@ -146,6 +170,11 @@ static void @P@_team_run(int n, @P@_team_fn fn, void* arg)
         @P@_last_team_size = 1;
         @P@_last_team_kind = 0;
         fn(arg, 0, 1);
+        return;
+    }
+    if (@P@_lent_run && n <= @P@_lent_size) {
+        @P@_last_team_size = @P@_lent_run(@P@_lent_pool, n, fn, arg);
+        @P@_last_team_kind = 3;
         return;
     }
     if (@P@_pool_run && n <= *@P@_pool_size) {

@@ -5,14 +5,21 @@ only dh, dc (B, H), with the factors that do not depend on the cotangents comput
 all steps before it; ``dW_hid`` and the peephole gradients are contractions over all
 T * B rows after the loop. The steps are ``dandelion.ops.lstm_numpy``'s (and so the
 cell arithmetic ``dandelion.ops.recurrent_cells``'s), run on ``jax.numpy``.
+
+On CPU, where the C kernels could be built (``dandelion.ops.jax.lstm_native``), both Ops
+call them as XLA custom calls instead; ``lax.platform_dependent`` keeps the scans for
+every other platform.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from pytensor.link.jax.dispatch import jax_funcify
 
+from dandelion.ops import native
+from dandelion.ops.jax.lstm_native import native_lstm_targets
 from dandelion.ops.lstm import LSTMSequenceGradOp, LSTMSequenceOp
 from dandelion.ops.lstm_numpy import backward_factors, backward_step, forward_step, peephole_grads
 
@@ -30,9 +37,80 @@ def _split_inputs(op, inputs):
     return peep, h0, c0, mask, inputs[k + 2 + int(op.has_mask) :]
 
 
+def _native_targets(dtype):
+    """(forward, backward) XLA CPU targets for ``dtype``, or None: the scans run everywhere."""
+    targets = native_lstm_targets() if native.native_kernels_enabled() else None
+    return None if targets is None else targets[dtype]
+
+
+def _on_cpu(native_fn, scan_fn):
+    """``native_fn`` on CPU and ``scan_fn`` on any other platform, or ``scan_fn`` alone without the kernels."""
+    if native_fn is None:
+        return scan_fn
+    return lambda *args: jax.lax.platform_dependent(*args, cpu=native_fn, default=scan_fn)
+
+
+def _kernel_options(op, inputs, dtype):
+    """``(peep (3, H), mask (T, B))`` as the kernels read them (a dummy where unused), and the call's attributes."""
+    peep, _, _, mask, _ = _split_inputs(op, inputs)
+    unused = jnp.zeros((1,), dtype=dtype)
+    attributes = {"peephole": np.int64(op.peephole), "has_mask": np.int64(op.has_mask)}
+    return (unused if peep is None else peep), (unused if mask is None else mask), attributes
+
+
+def _d_W_hid(h0, hs, d_gate_input):
+    """``sum_t h_{t-1}^T @ d_gate_input_t``: one contraction over all T * B rows."""
+    h_prev_seq = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    return jnp.einsum("tbh,tbg->hg", h_prev_seq, d_gate_input)
+
+
+def _native_forward(op, dtype, target):
+    def lstm_sequence(gate_input, W_hid, *rest):
+        rest = [x.astype(dtype) for x in rest]
+        gate_input, W_hid = gate_input.astype(dtype), W_hid.astype(dtype)
+        peep, mask, attributes = _kernel_options(op, rest, dtype)
+        _, h0, c0, _, _ = _split_inputs(op, rest)
+        (T, B, _), H = gate_input.shape, W_hid.shape[0]
+        shapes = [jax.ShapeDtypeStruct(shape, dtype) for shape in ((T, B, H), (T, B, H), (T, B, 4 * H))]
+        return tuple(jax.ffi.ffi_call(target, shapes)(gate_input, W_hid, peep, h0, c0, mask, **attributes))
+
+    return lstm_sequence
+
+
+def _native_backward(op, dtype, target):
+    def lstm_sequence_grad(W_hid, *rest):
+        W_hid = W_hid.astype(dtype)
+        rest = [x.astype(dtype) for x in rest]
+        peep, mask, attributes = _kernel_options(op, rest, dtype)
+        _, h0, c0, _, forward = _split_inputs(op, rest)
+        hs = forward[0]
+        T, B, H = hs.shape
+        shapes = [(T, B, 4 * H), (3, H), (B, H), (B, H)]
+        call = jax.ffi.ffi_call(target, [jax.ShapeDtypeStruct(shape, dtype) for shape in shapes])
+        d_gi, d_peep, d_h0, d_c0 = call(W_hid, peep, h0, c0, mask, *forward, **attributes, grad_clipping=np.float64(op.grad_clipping))
+        d_W_hid = _d_W_hid(h0, hs, d_gi)
+        return (d_gi, d_W_hid, *(list(d_peep) if op.peephole else []), d_h0, d_c0)
+
+    return lstm_sequence_grad
+
+
 @jax_funcify.register(LSTMSequenceOp)
 def jax_funcify_LSTMSequenceOp(op, node, **kwargs):
     dtype = node.outputs[0].dtype
+    targets = _native_targets(dtype)
+    native_fn = None if targets is None else _native_forward(op, dtype, targets[0])
+    return _on_cpu(native_fn, _scan_forward(op, dtype))
+
+
+@jax_funcify.register(LSTMSequenceGradOp)
+def jax_funcify_LSTMSequenceGradOp(op, node, **kwargs):
+    dtype = node.outputs[0].dtype
+    targets = _native_targets(dtype)
+    native_fn = None if targets is None else _native_backward(op, dtype, targets[1])
+    return _on_cpu(native_fn, _scan_backward(op, dtype))
+
+
+def _scan_forward(op, dtype):
     has_mask = op.has_mask
 
     def lstm_sequence(gate_input, W_hid, *rest):
@@ -52,9 +130,7 @@ def jax_funcify_LSTMSequenceOp(op, node, **kwargs):
     return lstm_sequence
 
 
-@jax_funcify.register(LSTMSequenceGradOp)
-def jax_funcify_LSTMSequenceGradOp(op, node, **kwargs):
-    dtype = node.outputs[0].dtype
+def _scan_backward(op, dtype):
     peephole, has_mask, clip = op.peephole, op.has_mask, op.grad_clipping
 
     def lstm_sequence_grad(W_hid, *rest):
@@ -63,7 +139,6 @@ def jax_funcify_LSTMSequenceGradOp(op, node, **kwargs):
         hs, cs, gates, d_hs, d_cs = forward
         B, H = hs.shape[1:]
         c_prev_seq = jnp.concatenate([c0[None], cs[:-1]], axis=0)
-        h_prev_seq = jnp.concatenate([h0[None], hs[:-1]], axis=0)
         W_t = W_hid.T
 
         def step(carry, inputs):
@@ -79,7 +154,7 @@ def jax_funcify_LSTMSequenceGradOp(op, node, **kwargs):
         d_gate_input, raw = per_step if peephole and clip > 0 else (per_step, per_step)
         # Sums over all steps of the unclipped pre-activation gradients times the cell.
         peep_grads = list(peephole_grads(jnp, raw, cs, c_prev_seq)) if peephole else []
-        d_W_hid = jnp.einsum("tbh,tbg->hg", h_prev_seq, d_gate_input)
+        d_W_hid = _d_W_hid(h0, hs, d_gate_input)
         return (d_gate_input, d_W_hid, *peep_grads, d_h0, d_c0)
 
     return lstm_sequence_grad

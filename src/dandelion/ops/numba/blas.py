@@ -15,8 +15,6 @@ through a ctypes pointer).
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
@@ -25,24 +23,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from pytensor.link.numba.dispatch import basic as numba_basic
 
+from dandelion.ops.scipy_blas import scipy_gemm_addresses
+
 _SYMBOLS = {"float32": "dandelion_scipy_sgemm", "float64": "dandelion_scipy_dgemm"}
-
-
-def _capsule_address(capsule):
-    get_name = ctypes.pythonapi.PyCapsule_GetName
-    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
-    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-    return get_pointer(capsule, get_name(capsule))
-
-
-def scipy_gemm_addresses():
-    """{dtype: address} of SciPy's Fortran-interface ``sgemm`` / ``dgemm`` (32-bit ``int``), or None without SciPy."""
-    try:
-        from scipy.linalg import cython_blas
-    except ImportError:
-        return None
-    return {dtype: _capsule_address(cython_blas.__pyx_capi__[name]) for dtype, name in (("float32", "sgemm"), ("float64", "dgemm"))}
 
 
 def _register_symbols():

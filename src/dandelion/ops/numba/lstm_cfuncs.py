@@ -24,10 +24,10 @@ from numba import carray, types
 from dandelion.ops import native
 from dandelion.ops.c import lstm_kernels as c_lstm_kernels
 from dandelion.ops.c.blas import C_TYPES
-from dandelion.ops.numba.blas import scipy_gemm_addresses
 from dandelion.ops.numba.callbacks import export, export_address
 from dandelion.ops.numba.lstm_kernels import lstm_backward, lstm_forward
 from dandelion.ops.numba.source_cache import source_cfunc
+from dandelion.ops.scipy_blas import scipy_gemm_addresses
 
 # every module whose code the compiled LSTM functions contain or call (see source_cache)
 LSTM_SOURCES = (
