@@ -94,20 +94,22 @@ def _native_backward(op, dtype, target):
     return lstm_sequence_grad
 
 
-@jax_funcify.register(LSTMSequenceOp)
-def jax_funcify_LSTMSequenceOp(op, node, **kwargs):
+def _per_platform(node, op, native_kernel, scan_kernel, entry):
+    """The Op's function: ``native_kernel`` calling target ``entry`` (0 forward, 1 backward) on CPU, else the scans."""
     dtype = node.outputs[0].dtype
     targets = _native_targets(dtype)
-    native_fn = None if targets is None else _native_forward(op, dtype, targets[0])
-    return _on_cpu(native_fn, _scan_forward(op, dtype))
+    native_fn = None if targets is None else native_kernel(op, dtype, targets[entry])
+    return _on_cpu(native_fn, scan_kernel(op, dtype))
+
+
+@jax_funcify.register(LSTMSequenceOp)
+def jax_funcify_LSTMSequenceOp(op, node, **kwargs):
+    return _per_platform(node, op, _native_forward, _scan_forward, 0)
 
 
 @jax_funcify.register(LSTMSequenceGradOp)
 def jax_funcify_LSTMSequenceGradOp(op, node, **kwargs):
-    dtype = node.outputs[0].dtype
-    targets = _native_targets(dtype)
-    native_fn = None if targets is None else _native_backward(op, dtype, targets[1])
-    return _on_cpu(native_fn, _scan_backward(op, dtype))
+    return _per_platform(node, op, _native_backward, _scan_backward, 1)
 
 
 def _scan_forward(op, dtype):
