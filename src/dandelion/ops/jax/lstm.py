@@ -59,9 +59,15 @@ def _kernel_options(op, inputs, dtype):
 
 
 def _d_W_hid(h0, hs, d_gate_input):
-    """``sum_t h_{t-1}^T @ d_gate_input_t``: one contraction over all T * B rows."""
-    h_prev_seq = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-    return jnp.einsum("tbh,tbg->hg", h_prev_seq, d_gate_input)
+    """``sum_t h_{t-1}^T @ d_gate_input_t``: one contraction over all T * B rows.
+
+    As a product of (T * B, .) matrices: written as an einsum over (t, b), XLA copied
+    both operands into (b, t) order first (5 ms of W1's 65 at T=100, AMD EPYC).
+    """
+    T, B, H = hs.shape
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0).reshape(T * B, H)
+    rows = d_gate_input.reshape(T * B, 4 * H)
+    return jax.lax.dot_general(h_prev, rows, (((0,), (0,)), ((), ())))
 
 
 def _native_forward(op, dtype, target):
