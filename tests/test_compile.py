@@ -56,3 +56,12 @@ def test_updates_and_default_updates(backend):
     h = dandelion.function([x], x + state, mode=backend, no_default_updates=True)
     h(0.0)
     assert state.get_value() == 4.0
+
+
+def test_outputs_as_a_tuple(backend):
+    """A tuple of outputs, as ``lstm_sequence`` returns, compiles as a list does (it raised TypeError)."""
+    x = pt.fvector("x")
+    f = dandelion.function([x], (x * 2, x + 1), mode=backend)
+    doubled, shifted = f(np.array([1.0, 2.0], dtype="float32"))
+    np.testing.assert_array_equal(doubled, [2.0, 4.0])
+    np.testing.assert_array_equal(shifted, [2.0, 3.0])

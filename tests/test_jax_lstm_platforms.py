@@ -65,3 +65,18 @@ def test_cpu_runs_the_scans_with_the_kernels_off(lowered, monkeypatch):
     text = lowered("cpu")
     assert "dandelion_lstm" not in text
     assert text.count("stablehlo.while") == 2
+
+
+def test_bad_shapes_fail_in_tracing_naming_the_argument(backend):
+    """The kernels trust their buffers, so the JAX functions check the (static) shapes first."""
+    if backend != "jax":
+        pytest.skip("the JAX backend's trace-time check (C and Numba check at run time)")
+    import numpy as np
+
+    import dandelion
+    from dandelion.ops.lstm import lstm_sequence
+
+    gi, W, h0, c0 = pt.tensor3("gi"), pt.matrix("W"), pt.matrix("h0"), pt.matrix("c0")
+    fn = dandelion.function([gi, W, h0, c0], lstm_sequence(gi, W, h0, c0), mode="JAX")
+    with pytest.raises(ValueError, match=r"lstm_sequence: h0 must have shape \(2, 3\) \(T=4, B=2, H=3\), got \(5, 3\)"):
+        fn(*(np.zeros(s, pytensor.config.floatX) for s in [(4, 2, 12), (3, 12), (5, 3), (2, 3)]))

@@ -158,7 +158,7 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
     [2.0, 4.0]
     """
     explicit = _as_update_pairs(updates)
-    out_list = [] if outputs is None else (outputs if isinstance(outputs, (list, tuple)) else [outputs])
+    out_list = [] if outputs is None else (list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
     if not no_default_updates:
         explicit = explicit + list(implicit_updates(out_list, explicit).items())
     resolved = with_backend_lowerings(with_rewrite_fixes(resolve_mode(mode)))

@@ -131,10 +131,10 @@ class LSTMSequenceOp(LSTMSequenceParams, ShapeInferringOp, LSTMForwardCOp):
         outputs.append(pt.tensor(dtype=dtype, shape=(T, B, G)))
         return Apply(self, inputs, outputs)
 
-    def perform(self, node, inputs, output_storage):
-        gate_input, W_hid, *rest = inputs
+    def check_shapes(self, gate_input, W_hid, rest):
+        """Raise naming the argument when the concrete (or JAX's static) shapes disagree."""
         peepholes, h0, c0, mask, _ = self.split_state_inputs(rest)
-        T, B, G = gate_input.shape
+        T, B, _ = gate_input.shape
         H = W_hid.shape[0]
         check_runtime(
             WHERE,
@@ -146,6 +146,12 @@ class LSTMSequenceOp(LSTMSequenceParams, ShapeInferringOp, LSTMForwardCOp):
             B,
             H,
         )
+
+    def perform(self, node, inputs, output_storage):
+        gate_input, W_hid, *rest = inputs
+        self.check_shapes(gate_input, W_hid, rest)
+        peepholes, h0, c0, mask, _ = self.split_state_inputs(rest)
+        H = W_hid.shape[0]
         results = lstm_forward(
             gate_input, W_hid, pack_peepholes(peepholes, H, gate_input.dtype), h0, c0, mask, self.peephole, self.has_mask
         )
@@ -210,8 +216,8 @@ class LSTMSequenceGradOp(LSTMSequenceParams, ShapeInferringOp, LSTMBackwardCOp):
         outputs += [pt.tensor(dtype=dtype, shape=hs.type.shape[1:]) for _ in range(2)]
         return Apply(self, inputs, outputs)
 
-    def perform(self, node, inputs, output_storage):
-        W_hid, *rest = inputs
+    def check_shapes(self, W_hid, rest):
+        """Raise naming the argument when the concrete (or JAX's static) shapes disagree."""
         peepholes, h0, c0, mask, (hs, cs, gates, d_hs, d_cs) = self.split_state_inputs(rest)
         T, B, H = hs.shape
         check_runtime(
@@ -225,6 +231,12 @@ class LSTMSequenceGradOp(LSTMSequenceParams, ShapeInferringOp, LSTMBackwardCOp):
             B,
             H,
         )
+
+    def perform(self, node, inputs, output_storage):
+        W_hid, *rest = inputs
+        self.check_shapes(W_hid, rest)
+        peepholes, h0, c0, mask, (hs, cs, gates, d_hs, d_cs) = self.split_state_inputs(rest)
+        H = hs.shape[2]
         d_gate_input, d_W_hid, d_peep, d_h0, d_c0 = lstm_backward(
             W_hid,
             pack_peepholes(peepholes, H, hs.dtype),

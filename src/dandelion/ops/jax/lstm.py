@@ -51,9 +51,9 @@ def _on_cpu(native_fn, scan_fn):
 
 
 def _kernel_options(op, inputs, dtype):
-    """``(peep (3, H), mask (T, B))`` as the kernels read them (a dummy where unused), and the call's attributes."""
+    """``(peep (3, H), mask (T, B))`` as the kernels read them (a (1, 1) dummy where unused), and the call's attributes."""
     peep, _, _, mask, _ = _split_inputs(op, inputs)
-    unused = jnp.zeros((1,), dtype=dtype)
+    unused = jnp.zeros((1, 1), dtype=dtype)
     attributes = {"peephole": np.int64(op.peephole), "has_mask": np.int64(op.has_mask)}
     return (unused if peep is None else peep), (unused if mask is None else mask), attributes
 
@@ -74,6 +74,7 @@ def _native_forward(op, dtype, target):
     def lstm_sequence(gate_input, W_hid, *rest):
         rest = [x.astype(dtype) for x in rest]
         gate_input, W_hid = gate_input.astype(dtype), W_hid.astype(dtype)
+        op.check_shapes(gate_input, W_hid, rest)  # the kernels trust them
         peep, mask, attributes = _kernel_options(op, rest, dtype)
         _, h0, c0, _, _ = _split_inputs(op, rest)
         (T, B, _), H = gate_input.shape, W_hid.shape[0]
@@ -87,6 +88,7 @@ def _native_backward(op, dtype, target):
     def lstm_sequence_grad(W_hid, *rest):
         W_hid = W_hid.astype(dtype)
         rest = [x.astype(dtype) for x in rest]
+        op.check_shapes(W_hid, rest)  # the kernels trust them
         peep, mask, attributes = _kernel_options(op, rest, dtype)
         _, h0, c0, _, forward = _split_inputs(op, rest)
         hs = forward[0]
