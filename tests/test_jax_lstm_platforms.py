@@ -67,8 +67,10 @@ def test_cpu_runs_the_scans_with_the_kernels_off(lowered, monkeypatch):
     assert text.count("stablehlo.while") == 2
 
 
-def test_bad_shapes_fail_in_tracing_naming_the_argument(backend):
-    """The kernels trust their buffers, so the JAX functions check the (static) shapes first."""
+@pytest.mark.parametrize("kernels", ["1", "0"], ids=["kernels", "scans"])
+def test_bad_shapes_fail_in_tracing_naming_the_argument(backend, kernels, monkeypatch):
+    """The kernels trust their buffers, so the JAX functions check the (static) shapes first; the scans too."""
+    monkeypatch.setenv("DANDELION_NATIVE_KERNELS", kernels)
     if backend != "jax":
         pytest.skip("the JAX backend's trace-time check (C and Numba check at run time)")
     import numpy as np

@@ -124,6 +124,7 @@ def _scan_forward(op, dtype):
     has_mask = op.has_mask
 
     def lstm_sequence(gate_input, W_hid, *rest):
+        op.check_shapes(gate_input, W_hid, rest)
         peep, h0, c0, mask, _ = _split_inputs(op, [x.astype(dtype) for x in rest])
         gate_input, W_hid = gate_input.astype(dtype), W_hid.astype(dtype)
 
@@ -144,6 +145,7 @@ def _scan_backward(op, dtype):
     peephole, has_mask, clip = op.peephole, op.has_mask, op.grad_clipping
 
     def lstm_sequence_grad(W_hid, *rest):
+        op.check_shapes(W_hid, rest)
         W_hid = W_hid.astype(dtype)
         peep, h0, c0, mask, forward = _split_inputs(op, [x.astype(dtype) for x in rest])
         hs, cs, gates, d_hs, d_cs = forward

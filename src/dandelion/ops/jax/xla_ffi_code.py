@@ -32,10 +32,14 @@ static XLA_FFI_Error* dl_xla_error(const XLA_FFI_Api* api, const char* message)
     return api->XLA_FFI_Error_Create(&args);
 }
 
+/* The call frame's extension type: XLA_FFI_Extension_Base up to FFI API 0.3 (jaxlib 0.10),
+   XLA_FFI_InternalExtension from 0.5 (jaxlib 0.12), the same fields. */
+typedef __typeof__(((XLA_FFI_CallFrame*)0)->extension_start) dl_xla_extension;
+
 /* XLA asks each handler for the FFI version it was built against before it first calls it. */
 static int dl_xla_answer_metadata(XLA_FFI_CallFrame* call)
 {
-    XLA_FFI_Extension_Base* extension = call->extension_start;
+    dl_xla_extension extension = call->extension_start;
     if (!extension || extension->type != XLA_FFI_Extension_Metadata) return 0;
     XLA_FFI_Metadata* metadata = ((XLA_FFI_Metadata_Extension*)extension)->metadata;
     metadata->api_version.struct_size = XLA_FFI_Api_Version_STRUCT_SIZE;
