@@ -82,3 +82,15 @@ def test_bad_shapes_fail_in_tracing_naming_the_argument(backend, kernels, monkey
     fn = dandelion.function([gi, W, h0, c0], lstm_sequence(gi, W, h0, c0), mode="JAX")
     with pytest.raises(ValueError, match=r"lstm_sequence: h0 must have shape \(2, 3\) \(T=4, B=2, H=3\), got \(5, 3\)"):
         fn(*(np.zeros(s, pytensor.config.floatX) for s in [(4, 2, 12), (3, 12), (5, 3), (2, 3)]))
+
+
+def test_a_jax_without_its_ffi_module_keeps_the_scans(backend, monkeypatch):
+    """``jax>=0.4.30`` is allowed, older than ``jax.ffi``'s registration API: no kernels then, not an error."""
+    if backend != "jax":
+        pytest.skip("the JAX backend's choice of kernels")
+    import jax
+
+    from dandelion.ops.jax import lstm_native
+
+    monkeypatch.delattr(jax.ffi, "register_ffi_target")
+    assert lstm_native.native_lstm_targets.__wrapped__() is None

@@ -1,4 +1,4 @@
-"""Kernels built as plain shared libraries, for a backend that compiles no C of its own (Numba).
+"""Kernels built as plain shared libraries, for backends that compile no C of their own (Numba, JAX).
 
 The C backend compiles dandelion's C kernels into PyTensor's modules. The Numba backend
 can run the same kernels: ``load_library(name, source)`` compiles ``source`` (C++ with
@@ -62,7 +62,7 @@ def _build(name, source, path, extra_flags=()):
         if result.returncode != 0:
             warnings.warn(
                 f"dandelion.ops.native: building {name} failed ({' '.join(command[:2])} ...), "
-                f"the Numba loops run instead:\n{result.stderr[-2000:]}",
+                f"the backend's own loops run instead (Numba loops, JAX scans):\n{result.stderr[-2000:]}",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -86,7 +86,7 @@ def load_library(name, source, extra_flags=()):
             return None
         return ctypes.CDLL(str(path))
     except OSError as error:  # an unwritable cache folder, a library the loader refuses
-        warnings.warn(f"dandelion.ops.native: {name} unavailable ({error}), the Numba loops run instead", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"dandelion.ops.native: {name} unavailable ({error}), the backend's own loops run instead", RuntimeWarning, stacklevel=2)
         return None
 
 

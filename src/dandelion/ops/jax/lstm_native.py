@@ -12,7 +12,8 @@ spinning after each call, would take XLA's cores. ``dandelion.ops.jax.lstm`` cal
 targets through ``lax.platform_dependent``, so a GPU still runs the scans.
 
 ``native_lstm_targets()`` is None, and the scans run on CPU too, without a C++ compiler,
-without SciPy's BLAS, when the build fails, or with ``DANDELION_NATIVE_KERNELS=0``.
+without SciPy's BLAS, with a JAX older than ``jax.ffi``, when the build fails (a jaxlib
+whose ``c_api.h`` the handlers do not know), or with ``DANDELION_NATIVE_KERNELS=0``.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def xla_library():
 @cache
 def native_lstm_targets():
     """``{dtype: (forward, backward)}`` registered XLA CPU target names, or None (see the module's doc)."""
+    if not all(hasattr(getattr(jax, "ffi", None), name) for name in ("ffi_call", "include_dir", "pycapsule", "register_ffi_target")):
+        return None  # a JAX before its ``jax.ffi`` module: the scans
     gemms = scipy_gemm_addresses()
     library = None if gemms is None else xla_library()
     if library is None:
