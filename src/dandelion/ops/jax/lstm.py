@@ -95,7 +95,7 @@ def _native_backward(op, dtype, target):
         T, B, H = hs.shape
         shapes = [(T, B, 4 * H), (3, H), (B, H), (B, H)]
         call = jax.ffi.ffi_call(target, [jax.ShapeDtypeStruct(shape, dtype) for shape in shapes])
-        d_gi, d_peep, d_h0, d_c0 = call(W_hid, peep, h0, c0, mask, *forward, **attributes, grad_clipping=np.float64(op.grad_clipping))
+        d_gi, d_peep, d_h0, d_c0 = call(W_hid, peep, h0, c0, mask, *forward, **attributes, grad_clipping=np.dtype(dtype).type(op.grad_clipping))
         d_W_hid = _d_W_hid(h0, hs, d_gi)
         return (d_gi, d_W_hid, *(list(d_peep) if op.peephole else []), d_h0, d_c0)
 

@@ -32,7 +32,8 @@ FORWARD, BACKWARD = "dandelion_lstm_forward", "dandelion_lstm_backward"
 
 # One handler per entry point and dtype (on ``xla_ffi_code``'s helpers). The buffers keep
 # the Numba callbacks' order; the sizes come from their shapes, the options from the
-# attributes.
+# attributes (the clip in the kernel's dtype, which is the precision the kernels bound in, so
+# that a float32 program holds no float64 at all).
 _HANDLERS = r"""
 static const int64_t dl_xla_forward_ranks[9] = {3, 2, 2, 2, 2, 2, 3, 3, 3};
 static const int64_t dl_xla_backward_ranks[14] = {2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 2, 2, 2};
@@ -65,7 +66,7 @@ static const int64_t dl_xla_backward_ranks[14] = {2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 
         void* b[14];                                                                                           \
         const int64_t* peephole = (const int64_t*)dl_xla_attribute(&call->attrs, "peephole", XLA_FFI_DataType_S64); \
         const int64_t* has_mask = (const int64_t*)dl_xla_attribute(&call->attrs, "has_mask", XLA_FFI_DataType_S64); \
-        const double* clip = (const double*)dl_xla_attribute(&call->attrs, "grad_clipping", XLA_FFI_DataType_F64); \
+        const T* clip = (const T*)dl_xla_attribute(&call->attrs, "grad_clipping", DTYPE);                      \
         if (!peephole || !has_mask || !clip                                                                    \
             || !dl_xla_buffers(call->args.args, call->args.size, 10, DTYPE, dl_xla_backward_ranks, b)          \
             || !dl_xla_buffers(call->rets.rets, call->rets.size, 4, DTYPE, dl_xla_backward_ranks + 10, b + 10)) \

@@ -8,7 +8,7 @@
   call, of the FFI version the handler was built against (true when it was that question);
 - ``dl_xla_buffers(list, count, expected, dtype, ranks, data)``: the data pointers of
   ``expected`` buffers of ``dtype`` and the ranks given, false when any differs;
-- ``dl_xla_attribute(attrs, name, dtype)``: a scalar attribute's value (int64 or float64),
+- ``dl_xla_attribute(attrs, name, dtype)``: a scalar attribute's value (int64, float32 or float64),
   NULL when missing;
 - ``dl_xla_lend_pool(call, pool)``: lends XLA's intra-op pool to the teams the kernel starts
   on this thread until ``{prefix}_team_lend_pool(NULL, NULL, 0)``.
@@ -72,7 +72,7 @@ static int dl_xla_buffers(void** buffers, int64_t count, int64_t expected, XLA_F
     return 1;
 }
 
-/* The scalar attribute ``name`` of dtype ``dtype`` (int64 or float64), else NULL. */
+/* The scalar attribute ``name`` of dtype ``dtype`` (int64, float32 or float64), else NULL. */
 static const void* dl_xla_attribute(const XLA_FFI_Attrs* attrs, const char* name, XLA_FFI_DataType dtype)
 {
     const size_t length = strlen(name);
