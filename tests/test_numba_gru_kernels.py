@@ -3,14 +3,17 @@
 As ``test_numba_lstm_kernels``: the per-row passes vectorise and the float32 ones
 compute in float32 (Numba's own LLVM output), and values and gradients at a hidden size
 that runs the vector loops and their remainders (``test_ops_gru_sequence`` keeps
-H <= 5), against central differences of the NumPy reference, with both Ops' ``perform``
-patched to fail and Numba's object-mode fallback an error.
+H <= 5), against central differences of the NumPy reference: through a compiled graph,
+with both Ops' ``perform`` patched to fail and Numba's object-mode fallback an error
+(there the library build of the C kernels runs, where a compiler is at hand), and the
+Numba loops called directly.
 """
 
 from __future__ import annotations
 
 from unittest import mock
 
+import numba
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -92,9 +95,22 @@ def reference():
     return values, R, hs, _finite_differences({k: v.copy() for k, v in values.items()}, R)
 
 
+def _check(got_hs, grads, reference, dtype, tol):
+    _, _, expected_hs, expected_grads = reference
+    assert got_hs.dtype == np.dtype(dtype) and all(g.dtype == np.dtype(dtype) for g in grads)
+    np.testing.assert_allclose(got_hs, expected_hs, rtol=tol, atol=tol)
+    for name, grad in zip(NAMES, grads, strict=True):
+        # finite differences of a float64 reference: 1e-6 steps leave about 1e-8 of error
+        np.testing.assert_allclose(grad, expected_grads[name], rtol=tol, atol=tol, err_msg=name)
+
+
 @pytest.mark.parametrize("dtype, tol", [("float32", 2e-4), ("float64", 1e-6)])
 def test_values_and_gradients_against_the_reference(reference, dtype, tol):
-    values, R, expected_hs, expected_grads = reference
+    """Through a compiled graph: the library build of the C kernels where there is a compiler."""
+    from dandelion.ops.numba.gru_cfuncs import native_gru
+
+    assert (native_gru() is not None) == bool(pytensor.config.cxx)
+    values, R, _, _ = reference
     gi, W, h0 = pt.tensor3("gi", dtype=dtype), pt.matrix("W", dtype=dtype), pt.matrix("h0", dtype=dtype)
     mask = pt.matrix("mask", dtype=dtype)
     hs = gru_sequence(gi, W, h0, mask=mask)
@@ -103,8 +119,23 @@ def test_values_and_gradients_against_the_reference(reference, dtype, tol):
     with fail[0], fail[1]:
         fn = compile_strict([gi, W, h0, mask], outputs, "numba")
         got_hs, *grads = fn(*(values[k].astype(dtype) for k in NAMES), MASK.astype(dtype))
-    assert got_hs.dtype == np.dtype(dtype) and all(g.dtype == np.dtype(dtype) for g in grads)
-    np.testing.assert_allclose(got_hs, expected_hs, rtol=tol, atol=tol)
-    for name, grad in zip(NAMES, grads, strict=True):
-        # finite differences of a float64 reference: 1e-6 steps leave about 1e-8 of error
-        np.testing.assert_allclose(grad, expected_grads[name], rtol=tol, atol=tol, err_msg=name)
+    _check(got_hs, grads, reference, dtype, tol)
+
+
+@pytest.mark.parametrize("dtype, tol", [("float32", 2e-4), ("float64", 1e-6)])
+def test_numba_loops_against_the_reference(reference, dtype, tol):
+    """The Numba loops themselves (what runs without a C++ compiler or with ``DANDELION_NATIVE_KERNELS=0``)."""
+    values, R, _, _ = reference
+    gi, W, h0 = (np.ascontiguousarray(values[k], dtype=dtype) for k in NAMES)
+    mask, d_hs = MASK.astype(dtype), np.ascontiguousarray(R, dtype=dtype)
+    hs, cache = np.zeros((T, B, H), dtype), np.zeros((T, B, 4 * H), dtype)
+    grads = [np.zeros_like(gi), np.zeros_like(W), np.zeros_like(h0)]
+    _run_numba_loops(gi, W, h0, mask, d_hs, hs, cache, *grads)
+    _check(hs, grads, reference, dtype, tol)
+
+
+@numba.njit
+def _run_numba_loops(gi, W, h0, mask, d_hs, hs, cache, d_gi, d_W, d_h0):
+    # the kernels are compiled without a CPython wrapper: Python reaches them through this one
+    gru_kernels.gru_forward(gi, W, h0, mask, True, hs, cache)
+    gru_kernels.gru_backward(W, h0, mask, hs, cache, d_hs, 0.0, True, d_gi, d_W, d_h0)

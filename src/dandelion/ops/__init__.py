@@ -8,28 +8,23 @@ sequences), ``batch_norm`` (fused training-mode batch normalisation), ``axis_sum
 elementwise loops); shape arithmetic in ``geometry``. Each family's kernels live at
 mirrored paths: NumPy in ``<family>_numpy`` (the ``perform`` path), C in ``c/<family>.py``,
 Numba in ``numba/<family>.py`` (with ``<family>_kernels`` / ``<family>_cfuncs``), JAX in
-``jax/<family>.py``. Importing this package registers the Numba and JAX implementations
-of every Op, so a graph holding them compiles on any backend. Users call the wrappers in
+``jax/<family>.py``. Importing this package arranges for the Numba and JAX implementations
+of every Op to register when PyTensor's backend first loads, so a graph holding them compiles on
+any backend. Users call the wrappers in
 ``dandelion.functional`` and ``dandelion.objective``; the Op classes are internal (import
 them from their home module).
 """
 
-from dandelion._compat import after_jax_dispatch_import
+import importlib
+
+from dandelion._compat import JAX_DISPATCH_MODULE, NUMBA_DISPATCH_MODULE, after_dispatch_import
 from dandelion.ops.gru import gru_sequence
 from dandelion.ops.lstm import lstm_sequence
 
 __all__ = ["gru_sequence", "lstm_sequence"]
 
-# Backend kernels register themselves with PyTensor's dispatchers when imported.
-from dandelion.ops import numba as _numba_kernels  # noqa: E402, F401
-
-
-def _register_jax_kernels():
-    import importlib
-
-    importlib.import_module("dandelion.ops.jax")
-
-
-# The JAX kernels import JAX, which importing dandelion must not do (it is optional and
-# slow to start): they register when PyTensor's JAX backend is first used.
-after_jax_dispatch_import(_register_jax_kernels)
+# The backend kernels register themselves with PyTensor's dispatchers when imported, which
+# imports Numba or JAX: they register when PyTensor's backend is first used instead (both
+# are slow to start and hold memory; JAX is optional).
+after_dispatch_import(NUMBA_DISPATCH_MODULE, lambda: importlib.import_module("dandelion.ops.numba"))
+after_dispatch_import(JAX_DISPATCH_MODULE, lambda: importlib.import_module("dandelion.ops.jax"))

@@ -87,8 +87,8 @@ class GRUSequenceOp(GRUSequenceParams, ShapeInferringOp, GRUForwardCOp):
         outputs = [pt.tensor(dtype=dtype, shape=(T, B, H)), pt.tensor(dtype=dtype, shape=(T, B, None if H is None else 4 * H))]
         return Apply(self, inputs, outputs)
 
-    def perform(self, node, inputs, output_storage):
-        gate_input, W_hid, h0, *mask = inputs
+    def check_shapes(self, gate_input, W_hid, h0, mask):
+        """Raise naming the argument when the concrete (or JAX's static) shapes disagree; ``mask``: a list of 0 or 1."""
         T, B, _ = gate_input.shape
         H = W_hid.shape[0]
         check_runtime(
@@ -99,6 +99,10 @@ class GRUSequenceOp(GRUSequenceParams, ShapeInferringOp, GRUForwardCOp):
             B,
             H,
         )
+
+    def perform(self, node, inputs, output_storage):
+        gate_input, W_hid, h0, *mask = inputs
+        self.check_shapes(gate_input, W_hid, h0, mask)
         results = gru_forward(gate_input, W_hid, h0, mask[0] if mask else None, self.has_mask)
         for storage, value, out in zip(output_storage, results, node.outputs, strict=True):
             storage[0] = value.astype(out.dtype, copy=False)
@@ -146,8 +150,8 @@ class GRUSequenceGradOp(GRUSequenceParams, ShapeInferringOp, GRUBackwardCOp):
         outputs.append(pt.tensor(dtype=dtype, shape=(B, H)))
         return Apply(self, inputs, outputs)
 
-    def perform(self, node, inputs, output_storage):
-        W_hid, h0, *mask, hs, cache, d_hs = inputs
+    def check_shapes(self, W_hid, h0, mask, hs, cache, d_hs):
+        """Raise naming the argument when the concrete (or JAX's static) shapes disagree; ``mask``: a list of 0 or 1."""
         T, B, H = hs.shape
         check_runtime(
             GRAD_WHERE,
@@ -158,6 +162,10 @@ class GRUSequenceGradOp(GRUSequenceParams, ShapeInferringOp, GRUBackwardCOp):
             B,
             H,
         )
+
+    def perform(self, node, inputs, output_storage):
+        W_hid, h0, *mask, hs, cache, d_hs = inputs
+        self.check_shapes(W_hid, h0, mask, hs, cache, d_hs)
         results = gru_backward(W_hid, h0, mask[0] if mask else None, hs, cache, d_hs, self.grad_clipping, self.has_mask)
         for storage, value, out in zip(output_storage, results, node.outputs, strict=True):
             storage[0] = value.astype(out.dtype, copy=False)

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from pytensor import config
 
+from dandelion.ops.scipy_blas import scipy_gemm_addresses
+
 
 def native_kernels_enabled():
     """False when ``DANDELION_NATIVE_KERNELS=0`` asks every backend to keep its own loops."""
@@ -88,6 +90,24 @@ def load_library(name, source, extra_flags=()):
     except OSError as error:  # an unwritable cache folder, a library the loader refuses
         warnings.warn(f"dandelion.ops.native: {name} unavailable ({error}), the backend's own loops run instead", RuntimeWarning, stacklevel=2)
         return None
+
+
+def load_kernels(name, source, family, extra_flags=()):
+    """``load_library`` for recurrent kernels that call SciPy's GEMMs (``scipy_blas``): the library with
+    ``dandelion_native_{family}_init`` given their addresses, or None (also without SciPy)."""
+    gemms = scipy_gemm_addresses()
+    library = None if gemms is None else load_library(name, source, extra_flags)
+    if library is not None:
+        getattr(library, f"dandelion_native_{family}_init")(ctypes.c_void_p(gemms["float32"]), ctypes.c_void_p(gemms["float64"]))
+    return library
+
+
+def entry_addresses(library, family):
+    """``{dtype: (forward, backward) addresses}`` of ``dandelion_native_{family}_{forward,backward}_{float,double}``."""
+    return {
+        dtype: tuple(function_address(library, f"dandelion_native_{family}_{d}_{c}") for d in ("forward", "backward"))
+        for dtype, c in (("float32", "float"), ("float64", "double"))
+    }
 
 
 def function_address(library, symbol):

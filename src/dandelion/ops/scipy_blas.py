@@ -3,7 +3,8 @@
 Numba's ``np.dot`` runs SciPy's BLAS (as exported to Cython, ``scipy.linalg.cython_blas``),
 so kernels running beside it in one process call the same library: two OpenBLAS thread
 pools in one process spin against each other (see ``dandelion.ops.numba.blas``). The
-native LSTM library takes these pointers on the Numba and JAX backends alike.
+native LSTM and GRU libraries take these pointers on the Numba and JAX backends alike
+(``dandelion.ops.native.load_kernels``).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from pytensor.link.jax.dispatch import jax_funcify
 
-from dandelion.ops import native
 from dandelion.ops.jax.lstm_native import native_lstm_targets
+from dandelion.ops.jax.native_targets import per_platform
 from dandelion.ops.lstm import LSTMSequenceGradOp, LSTMSequenceOp
 from dandelion.ops.lstm_numpy import backward_factors, backward_step, forward_step, peephole_grads
 
@@ -35,19 +35,6 @@ def _split_inputs(op, inputs):
     h0, c0 = inputs[k], inputs[k + 1]
     mask = inputs[k + 2] if op.has_mask else None
     return peep, h0, c0, mask, inputs[k + 2 + int(op.has_mask) :]
-
-
-def _native_targets(dtype):
-    """(forward, backward) XLA CPU targets for ``dtype``, or None: the scans run everywhere."""
-    targets = native_lstm_targets() if native.native_kernels_enabled() else None
-    return None if targets is None else targets[dtype]
-
-
-def _on_cpu(native_fn, scan_fn):
-    """``native_fn`` on CPU and ``scan_fn`` on any other platform, or ``scan_fn`` alone without the kernels."""
-    if native_fn is None:
-        return scan_fn
-    return lambda *args: jax.lax.platform_dependent(*args, cpu=native_fn, default=scan_fn)
 
 
 def _kernel_options(op, inputs, dtype):
@@ -102,22 +89,14 @@ def _native_backward(op, dtype, target):
     return lstm_sequence_grad
 
 
-def _per_platform(node, op, native_kernel, scan_kernel, entry):
-    """The Op's function: ``native_kernel`` calling target ``entry`` (0 forward, 1 backward) on CPU, else the scans."""
-    dtype = node.outputs[0].dtype
-    targets = _native_targets(dtype)
-    native_fn = None if targets is None else native_kernel(op, dtype, targets[entry])
-    return _on_cpu(native_fn, scan_kernel(op, dtype))
-
-
 @jax_funcify.register(LSTMSequenceOp)
 def jax_funcify_LSTMSequenceOp(op, node, **kwargs):
-    return _per_platform(node, op, _native_forward, _scan_forward, 0)
+    return per_platform(node, op, native_lstm_targets, _native_forward, _scan_forward, 0)
 
 
 @jax_funcify.register(LSTMSequenceGradOp)
 def jax_funcify_LSTMSequenceGradOp(op, node, **kwargs):
-    return _per_platform(node, op, _native_backward, _scan_backward, 1)
+    return per_platform(node, op, native_lstm_targets, _native_backward, _scan_backward, 1)
 
 
 def _scan_forward(op, dtype):

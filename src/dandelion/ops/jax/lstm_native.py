@@ -18,15 +18,11 @@ whose ``c_api.h`` the handlers do not know), or with ``DANDELION_NATIVE_KERNELS=
 
 from __future__ import annotations
 
-import ctypes
 from functools import cache
 
-import jax
-
-from dandelion.ops import native
 from dandelion.ops.c import lstm_kernels as c_lstm_kernels
+from dandelion.ops.jax.native_targets import build_library, jax_ffi_available, register_targets
 from dandelion.ops.jax.xla_ffi_code import ffi_support_code
-from dandelion.ops.scipy_blas import scipy_gemm_addresses
 
 FORWARD, BACKWARD = "dandelion_lstm_forward", "dandelion_lstm_backward"
 
@@ -95,27 +91,16 @@ def xla_code():
 
 def xla_library():
     """The loaded library (``ctypes.CDLL``), or None where it could not be built."""
-    return native.load_library("lstm_xla", xla_code(), (f"-I{jax.ffi.include_dir()}",))
+    return build_library("lstm_xla", xla_code(), "lstm")
 
 
 @cache
 def native_lstm_targets():
     """``{dtype: (forward, backward)}`` registered XLA CPU target names, or None (see the module's doc)."""
-    if not all(hasattr(getattr(jax, "ffi", None), name) for name in ("ffi_call", "include_dir", "pycapsule", "register_ffi_target")):
+    if not jax_ffi_available():
         return None  # a JAX before its ``jax.ffi`` module: the scans
-    gemms = scipy_gemm_addresses()
-    library = None if gemms is None else xla_library()
+    library = xla_library()
     if library is None:
         return None
-    library.dandelion_native_lstm_init(ctypes.c_void_p(gemms["float32"]), ctypes.c_void_p(gemms["float64"]))
     library.dandelion_native_lstm_without_pool()
-    targets = {}
-    for dtype in ("float32", "float64"):
-        names = []
-        for entry in (FORWARD, BACKWARD):
-            name = f"{entry}_{dtype}"
-            handler = getattr(library, f"dandelion_xla_{entry.removeprefix('dandelion_')}_{dtype}")
-            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(handler), platform="cpu")
-            names.append(name)
-        targets[dtype] = tuple(names)
-    return targets
+    return register_targets(library, (FORWARD, BACKWARD))

@@ -10,8 +10,8 @@
   ``expected`` buffers of ``dtype`` and the ranks given, false when any differs;
 - ``dl_xla_attribute(attrs, name, dtype)``: a scalar attribute's value (int64, float32 or float64),
   NULL when missing;
-- ``dl_xla_lend_pool(call, pool)``: lends XLA's intra-op pool to the teams the kernel starts
-  on this thread until ``{prefix}_team_lend_pool(NULL, NULL, 0)``.
+- ``dl_xla_lend_pool(call, pool)`` (``team=True``): lends XLA's intra-op pool to the teams
+  the kernel starts on this thread until ``{prefix}_team_lend_pool(NULL, NULL, 0)``.
 
 The C API (``c_api.h``) instead of the C++ bindings of ``ffi.h``: those took 4.7 s more to
 compile than the LSTM kernels themselves (1.9 s, AMD EPYC), paid on every cold cache.
@@ -85,6 +85,10 @@ static const void* dl_xla_attribute(const XLA_FFI_Attrs* attrs, const char* name
     return NULL;
 }
 
+"""
+
+# Needs team_code(prefix): only kernels that start thread teams include it.
+_POOL = r"""
 /* The team on XLA's intra-op pool: one pool for the whole process, as OpenBLAS's is on the other
    backends (threads of ours would share the cores with XLA's, which spin after each task). XLA may be
    running other work on the pool, this call's own thread among it, so the team is whoever joins within
@@ -196,6 +200,6 @@ static void dl_xla_lend_pool(XLA_FFI_CallFrame* call, dl_xla_pool* pool)
 """
 
 
-def ffi_support_code(prefix):
-    """The helpers above, for the team of ``team_code(prefix)``."""
-    return fill(_SUPPORT, {"P": prefix})
+def ffi_support_code(prefix, team=True):
+    """The helpers above; ``dl_xla_lend_pool`` only with ``team``, for the team of ``team_code(prefix)``."""
+    return _SUPPORT + (fill(_POOL, {"P": prefix}) if team else "")

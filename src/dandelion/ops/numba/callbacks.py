@@ -21,6 +21,12 @@ def export_address(family, dtype_name, name, signature, address):
     return types.ExternalFunction(symbol, signature)
 
 
+def export_entry_points(family, dtype_name, signatures, addresses):
+    """The (forward, backward) external functions of a native library's entry points (``native.entry_addresses``)."""
+    names = ("forward", "backward")
+    return tuple(export_address(family, dtype_name, *entry) for entry in zip(names, signatures, addresses, strict=True))
+
+
 def export(family, dtype_name, signature, callbacks):
     """Registers each callback as ``dandelion_<family>_<name>_<dtype_name>``; their external functions, in order."""
     return tuple(export_address(family, dtype_name, c.__name__, signature, c.address) for c in callbacks)

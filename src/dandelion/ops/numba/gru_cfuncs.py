@@ -3,6 +3,11 @@
 As ``lstm_cfuncs``: a graph's Numba function calls the kernels as external symbols and
 compiles only a thin wrapper. Arrays cross as C-contiguous buffers plus an int64 vector
 ``[T, B, H, has_mask]``; the backward kernel also takes ``grad_clipping`` as a float64.
+
+Behind the symbols are, where a C++ compiler is at hand, the C backend's kernels built as
+a library (``native_gru``, one SciPy GEMM per step), else the Numba loops of
+``gru_kernels`` as cfuncs (no C++ compiler, or its build failed).
+``DANDELION_NATIVE_KERNELS=0`` keeps the Numba loops.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from functools import cache
 
 from numba import carray, types
 
-from dandelion.ops.numba.callbacks import export
+from dandelion.ops import native
+from dandelion.ops.c import gru_kernels as c_gru_kernels
+from dandelion.ops.numba.callbacks import export, export_entry_points
 from dandelion.ops.numba.gru_kernels import gru_backward, gru_forward
 from dandelion.ops.numba.source_cache import source_cfunc
 
@@ -30,6 +37,13 @@ N_PARAMS = 4
 
 
 @cache
+def native_gru():
+    """{dtype: (forward, backward) addresses} of the library build of the C kernels, or None."""
+    library = native.load_kernels("gru", c_gru_kernels.native_code(), "gru")
+    return None if library is None else native.entry_addresses(library, "gru")
+
+
+@cache
 def gru_cfuncs(dtype_name):
     """(forward, backward) external functions for ``dtype_name`` ('float32' or 'float64').
 
@@ -39,6 +53,9 @@ def gru_cfuncs(dtype_name):
     params = types.CPointer(types.int64)
     forward_signature = types.void(*([ptr] * 6), params)
     backward_signature = types.void(*([ptr] * 9), params, types.float64)
+    built = native_gru()
+    if built is not None:
+        return export_entry_points("gru_sequence", dtype_name, (forward_signature, backward_signature), built[dtype_name])
 
     @source_cfunc(forward_signature, GRU_SOURCES)
     def forward(gi_p, w_p, h0_p, mask_p, hs_p, cache_p, p_p):

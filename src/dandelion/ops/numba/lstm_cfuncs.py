@@ -16,18 +16,15 @@ Numba loops.
 
 from __future__ import annotations
 
-import ctypes
 from functools import cache
 
 from numba import carray, types
 
 from dandelion.ops import native
 from dandelion.ops.c import lstm_kernels as c_lstm_kernels
-from dandelion.ops.c.blas import C_TYPES
-from dandelion.ops.numba.callbacks import export, export_address
+from dandelion.ops.numba.callbacks import export, export_entry_points
 from dandelion.ops.numba.lstm_kernels import lstm_backward, lstm_forward
 from dandelion.ops.numba.source_cache import source_cfunc
-from dandelion.ops.scipy_blas import scipy_gemm_addresses
 
 # every module whose code the compiled LSTM functions contain or call (see source_cache)
 LSTM_SOURCES = (
@@ -46,15 +43,8 @@ N_PARAMS = 5
 @cache
 def native_lstm():
     """{dtype: (forward, backward) addresses} of the library build of the C kernels, or None."""
-    gemms = scipy_gemm_addresses()
-    library = None if gemms is None else native.load_library("lstm", c_lstm_kernels.native_code())
-    if library is None:
-        return None
-    library.dandelion_native_lstm_init(ctypes.c_void_p(gemms["float32"]), ctypes.c_void_p(gemms["float64"]))
-    return {
-        dtype: tuple(native.function_address(library, f"dandelion_native_lstm_{d}_{c}") for d in ("forward", "backward"))
-        for dtype, c in C_TYPES.items()
-    }
+    library = native.load_kernels("lstm", c_lstm_kernels.native_code(), "lstm")
+    return None if library is None else native.entry_addresses(library, "lstm")
 
 
 @cache
@@ -69,11 +59,7 @@ def lstm_cfuncs(dtype_name):
     backward_signature = types.void(*([ptr] * 15), params, types.float64)
     built = native_lstm()
     if built is not None:
-        forward_address, backward_address = built[dtype_name]
-        return (
-            export_address("lstm_sequence", dtype_name, "forward", forward_signature, forward_address),
-            export_address("lstm_sequence", dtype_name, "backward", backward_signature, backward_address),
-        )
+        return export_entry_points("lstm_sequence", dtype_name, (forward_signature, backward_signature), built[dtype_name])
 
     @source_cfunc(forward_signature, LSTM_SOURCES)
     def forward(gi_p, w_p, peep_p, h0_p, c0_p, mask_p, hs_p, cs_p, gates_p, p_p):
