@@ -130,12 +130,12 @@ def test_numba_loops_against_the_reference(reference, dtype, tol):
     mask, d_hs = MASK.astype(dtype), np.ascontiguousarray(R, dtype=dtype)
     hs, cache = np.zeros((T, B, H), dtype), np.zeros((T, B, 4 * H), dtype)
     grads = [np.zeros_like(gi), np.zeros_like(W), np.zeros_like(h0)]
-    _run_numba_loops(gi, W, h0, mask, d_hs, hs, cache, *grads)
+    _run_numba_loops(gi, W, h0, mask, d_hs, hs, cache, *grads, np.zeros((T, B, 3 * H), dtype))
     _check(hs, grads, reference, dtype, tol)
 
 
 @numba.njit
-def _run_numba_loops(gi, W, h0, mask, d_hs, hs, cache, d_gi, d_W, d_h0):
+def _run_numba_loops(gi, W, h0, mask, d_hs, hs, cache, d_gi, d_W, d_h0, d_hid):
     # the kernels are compiled without a CPython wrapper: Python reaches them through this one
     gru_kernels.gru_forward(gi, W, h0, mask, True, hs, cache)
-    gru_kernels.gru_backward(W, h0, mask, hs, cache, d_hs, 0.0, True, d_gi, d_W, d_h0)
+    gru_kernels.gru_backward(W, h0, mask, hs, cache, d_hs, 0.0, True, d_gi, d_W, d_h0, d_hid)

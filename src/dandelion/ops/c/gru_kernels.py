@@ -101,9 +101,8 @@ static void dl_gru_forward_@T@(int T, int B, int H, const @T@* gate_input, const
     }
 }
 
-/* Cotangents of the forward inputs from d_hs (T, B, H); bound <= 0: no clipping. d_hid (T, B, 3H)
-   receives the cotangents of h_prev @ W_hid. Outputs d_gate_input (T, B, 3H), dW (H, 3H), dh (B, H);
-   dW NULL: no dW (the caller forms it from d_hid, as XLA does on its own threads). */
+/* Cotangents of the forward inputs from d_hs (T, B, H); bound <= 0: no clipping. d_hid (T, B, 3H) is
+   scratch: the cotangents of h_prev @ W_hid. Outputs d_gate_input (T, B, 3H), dW (H, 3H), dh (B, H). */
 static void dl_gru_backward_@T@(int T, int B, int H, const @T@* W, const @T@* h0, const @T@* mask, const @T@* hs,
                                 const @T@* cache, const @T@* d_hs, double grad_clipping,
                                 @T@* d_gate_input, @T@* dW, @T@* dh, @T@* d_hid)
@@ -118,7 +117,6 @@ static void dl_gru_backward_@T@(int T, int B, int H, const @T@* W, const @T@* h0
                              d_gate_input + t * step, d_hid + t * step);
         dl_gru_gemm_@T@('N', 'T', B, H, 3 * H, 1, d_hid + t * step, 3 * H, W, 3 * H, 1, dh, H);
     }
-    if (dW == NULL) return;
     if (T == 0) {
         memset(dW, 0, sizeof(@T@) * (npy_intp)H * 3 * H);
         return;
@@ -172,26 +170,17 @@ void dandelion_native_gru_forward_@T@(const @T@* gi, const @T@* w, const @T@* h0
     dl_gru_forward_@T@(T, B, H, gi, w, h0, p[3] ? mask : NULL, hs, cache);
 }
 
-/* As dl_gru_backward, on the entry points' arguments; d_hid NULL: scratch allocated for the call. */
-static void dl_gru_native_backward_@T@(const @T@* w, const @T@* h0, const @T@* mask, const @T@* hs, const @T@* cache,
+/* d_hid (T, B, 3H): scratch, the cotangents of h_prev @ W_hid (the caller's, so that it reports a failed allocation). */
+void dandelion_native_gru_backward_@T@(const @T@* w, const @T@* h0, const @T@* mask, const @T@* hs, const @T@* cache,
                                        const @T@* d_hs, @T@* d_gi, @T@* d_w, @T@* d_h0, @T@* d_hid, const int64_t* p,
                                        double grad_clipping)
 {
     const int T = (int)p[0], B = (int)p[1], H = (int)p[2];
     if ((npy_intp)B * H == 0) {
-        if (d_w) memset(d_w, 0, sizeof(@T@) * (npy_intp)H * 3 * H);
+        memset(d_w, 0, sizeof(@T@) * (npy_intp)H * 3 * H);
         return;
     }
-    @T@* scratch = d_hid ? d_hid : (@T@*)malloc(sizeof(@T@) * ((npy_intp)T * B * 3 * H + 1));
-    dl_gru_backward_@T@(T, B, H, w, h0, p[3] ? mask : NULL, hs, cache, d_hs, grad_clipping, d_gi, d_w, d_h0, scratch);
-    if (!d_hid) free(scratch);
-}
-
-void dandelion_native_gru_backward_@T@(const @T@* w, const @T@* h0, const @T@* mask, const @T@* hs, const @T@* cache,
-                                       const @T@* d_hs, @T@* d_gi, @T@* d_w, @T@* d_h0, const int64_t* p,
-                                       double grad_clipping)
-{
-    dl_gru_native_backward_@T@(w, h0, mask, hs, cache, d_hs, d_gi, d_w, d_h0, NULL, p, grad_clipping);
+    dl_gru_backward_@T@(T, B, H, w, h0, p[3] ? mask : NULL, hs, cache, d_hs, grad_clipping, d_gi, d_w, d_h0, d_hid);
 }
 """
 
@@ -200,7 +189,7 @@ void dandelion_native_gru_backward_@T@(const @T@* w, const @T@* h0, const @T@* m
 def native_code():
     """The kernels as a stand-alone C++ library (no Python, NumPy or linked BLAS): its GEMMs are the
     pointers ``dandelion_native_gru_init`` receives."""
-    head = "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n"
+    head = "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n"
     parts = [head + "typedef ptrdiff_t npy_intp;\n", pointer_gemm_code("dl_gru"), math_helpers_code("dl_gru")]
     parts += _kernels()
     entries = "".join(fill(_NATIVE_DTYPE_ENTRIES, {"T": ctype}) for ctype in ("float", "double"))

@@ -66,11 +66,12 @@ def _native_backward(op, dtype, target):
         *mask, hs, cache, d_hs = [x.astype(dtype) for x in rest]
         op.check_shapes(W_hid, h0, mask, hs, cache, d_hs)  # the kernels trust them
         T, B, H = hs.shape
-        shapes = [jax.ShapeDtypeStruct(shape, dtype) for shape in ((T, B, 3 * H), (B, H), (T, B, 3 * H))]
+        # the last output is the kernels' scratch (the cotangents of h_prev @ W_hid), unused after the call
+        shapes = [jax.ShapeDtypeStruct(shape, dtype) for shape in ((T, B, 3 * H), (H, 3 * H), (B, H), (T, B, 3 * H))]
         call = jax.ffi.ffi_call(target, shapes)
         options = {"has_mask": np.int64(op.has_mask), "grad_clipping": np.dtype(dtype).type(op.grad_clipping)}
-        d_gate_input, d_h0, d_hid = call(W_hid, h0, _mask_or_dummy(mask, dtype), hs, cache, d_hs, **options)
-        return d_gate_input, _d_W_hid(previous_states(jnp, h0, hs), d_hid), d_h0
+        d_gate_input, d_W_hid, d_h0, _ = call(W_hid, h0, _mask_or_dummy(mask, dtype), hs, cache, d_hs, **options)
+        return d_gate_input, d_W_hid, d_h0
 
     return gru_sequence_grad
 

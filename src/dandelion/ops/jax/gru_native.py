@@ -5,8 +5,10 @@ training step's peak memory (591 MB against PyTorch's 341) and ran each step thr
 while loop's bookkeeping. The kernels of ``dandelion.ops.c.gru_kernels`` (one BLAS
 product per step, SciPy's GEMM at the pointers ``dandelion_native_gru_init`` receives)
 are built here as one library with XLA FFI handlers around their entry points and
-registered as CPU targets. The backward hands back the cotangents of ``h_prev @ W_hid``
-and leaves ``dW_hid`` to XLA, one product over all T * B rows on its own threads.
+registered as CPU targets. Unlike the LSTM's, the backward forms ``dW_hid`` itself, one
+SciPy GEMM over all T * B rows: the kernels call that BLAS every step anyway, and with
+XLA forming it from the kernel's cotangents the GRU's forward and backward at T=100,
+B=32, H=256 took 60 ms against 45-49 (AMD EPYC, 2 threads).
 ``dandelion.ops.jax.gru`` calls the targets through ``lax.platform_dependent``, so a GPU
 still runs the scans.
 
@@ -28,7 +30,7 @@ FORWARD, BACKWARD = "dandelion_gru_forward", "dandelion_gru_backward"
 # the order of the entry points' arguments, the sizes from their shapes.
 _HANDLERS = r"""
 static const int64_t dl_xla_forward_ranks[6] = {3, 2, 2, 2, 3, 3};
-static const int64_t dl_xla_backward_ranks[9] = {2, 2, 2, 3, 3, 3, 3, 2, 3};
+static const int64_t dl_xla_backward_ranks[10] = {2, 2, 2, 3, 3, 3, 3, 2, 2, 3};
 
 #define DL_XLA_GRU(SUFFIX, T, DTYPE)                                                                           \
     extern "C" XLA_FFI_Error* dandelion_xla_gru_forward_##SUFFIX(XLA_FFI_CallFrame* call)                     \
@@ -46,21 +48,21 @@ static const int64_t dl_xla_backward_ranks[9] = {2, 2, 2, 3, 3, 3, 3, 2, 3};
         return NULL;                                                                                           \
     }                                                                                                          \
                                                                                                                \
-    /* d_W (NULL): XLA forms dW_hid from d_hid */                                                              \
     extern "C" XLA_FFI_Error* dandelion_xla_gru_backward_##SUFFIX(XLA_FFI_CallFrame* call)                    \
     {                                                                                                          \
         if (dl_xla_answer_metadata(call) || call->stage != XLA_FFI_ExecutionStage_EXECUTE) return NULL;       \
-        void* b[9];                                                                                            \
+        void* b[10];                                                                                           \
         const int64_t* has_mask = (const int64_t*)dl_xla_attribute(&call->attrs, "has_mask", XLA_FFI_DataType_S64); \
         const T* clip = (const T*)dl_xla_attribute(&call->attrs, "grad_clipping", DTYPE);                     \
         if (!has_mask || !clip                                                                                 \
             || !dl_xla_buffers(call->args.args, call->args.size, 6, DTYPE, dl_xla_backward_ranks, b)           \
-            || !dl_xla_buffers(call->rets.rets, call->rets.size, 3, DTYPE, dl_xla_backward_ranks + 6, b + 6))  \
+            || !dl_xla_buffers(call->rets.rets, call->rets.size, 4, DTYPE, dl_xla_backward_ranks + 6, b + 6))  \
             return dl_xla_error(call->api, "dandelion_gru_backward: unexpected buffers or attributes");        \
         const int64_t* hs = ((XLA_FFI_Buffer*)call->args.args[3])->dims;                                       \
         const int64_t p[4] = {hs[0], hs[1], hs[2], *has_mask};                                                 \
-        dl_gru_native_backward_##T((const T*)b[0], (const T*)b[1], (const T*)b[2], (const T*)b[3], (const T*)b[4],\
-                                   (const T*)b[5], (T*)b[6], NULL, (T*)b[7], (T*)b[8], p, *clip);              \
+        dandelion_native_gru_backward_##T((const T*)b[0], (const T*)b[1], (const T*)b[2], (const T*)b[3],      \
+                                          (const T*)b[4], (const T*)b[5], (T*)b[6], (T*)b[7], (T*)b[8],        \
+                                          (T*)b[9], p, *clip);                                                 \
         return NULL;                                                                                           \
     }
 

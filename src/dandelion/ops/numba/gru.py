@@ -78,10 +78,11 @@ def numba_funcify_GRUSequenceGradOp(op, node, **kwargs):
         d_gate_input = np.empty((T, B, 3 * H), dtype=dtype)
         d_W_hid = np.empty((H, 3 * H), dtype=dtype)
         d_h0 = np.empty((B, H), dtype=dtype)
+        d_hid = np.empty((T, B, 3 * H), dtype=dtype)  # the kernels' scratch
         p = _params(T, B, H, has_mask)
         backward(
             w.ctypes, h0c.ctypes, maskc.ctypes, hs_c.ctypes, cache_c.ctypes, d_hs_c.ctypes,
-            d_gate_input.ctypes, d_W_hid.ctypes, d_h0.ctypes, p.ctypes, grad_clipping,
+            d_gate_input.ctypes, d_W_hid.ctypes, d_h0.ctypes, d_hid.ctypes, p.ctypes, grad_clipping,
         )  # fmt: skip
         return d_gate_input, d_W_hid, d_h0
 

@@ -2,7 +2,8 @@
 
 As ``lstm_cfuncs``: a graph's Numba function calls the kernels as external symbols and
 compiles only a thin wrapper. Arrays cross as C-contiguous buffers plus an int64 vector
-``[T, B, H, has_mask]``; the backward kernel also takes ``grad_clipping`` as a float64.
+``[T, B, H, has_mask]``; the backward kernel also takes a (T, B, 3H) scratch buffer and
+``grad_clipping`` as a float64.
 
 Behind the symbols are, where a C++ compiler is at hand, the C backend's kernels built as
 a library (``native_gru``, one SciPy GEMM per step), else the Numba loops of
@@ -52,7 +53,7 @@ def gru_cfuncs(dtype_name):
     ptr = types.CPointer(getattr(types, dtype_name))
     params = types.CPointer(types.int64)
     forward_signature = types.void(*([ptr] * 6), params)
-    backward_signature = types.void(*([ptr] * 9), params, types.float64)
+    backward_signature = types.void(*([ptr] * 10), params, types.float64)
     built = native_gru()
     if built is not None:
         return export_entry_points("gru_sequence", dtype_name, (forward_signature, backward_signature), built[dtype_name])
@@ -72,7 +73,7 @@ def gru_cfuncs(dtype_name):
         )
 
     @source_cfunc(backward_signature, GRU_SOURCES)
-    def backward(w_p, h0_p, mask_p, hs_p, cache_p, dhs_p, dgi_p, dw_p, dh0_p, p_p, clip):
+    def backward(w_p, h0_p, mask_p, hs_p, cache_p, dhs_p, dgi_p, dw_p, dh0_p, dhid_p, p_p, clip):
         p = carray(p_p, (N_PARAMS,))
         T, B, H = p[0], p[1], p[2]
         gru_backward(
@@ -87,6 +88,7 @@ def gru_cfuncs(dtype_name):
             carray(dgi_p, (T, B, 3 * H)),
             carray(dw_p, (H, 3 * H)),
             carray(dh0_p, (B, H)),
+            carray(dhid_p, (T, B, 3 * H)),
         )
 
     return export("gru_sequence", dtype_name, forward_signature, (forward,)) + export(

@@ -104,11 +104,11 @@ def gru_forward(gate_input, W_hid, h0, mask, has_mask, hs, cache):
 
 
 @numba_basic.numba_njit(boundscheck=False)
-def gru_backward(W_hid, h0, mask, hs, cache, d_hs, grad_clipping, has_mask, d_gate_input, d_W_hid, d_h0):
+def gru_backward(W_hid, h0, mask, hs, cache, d_hs, grad_clipping, has_mask, d_gate_input, d_W_hid, d_h0, d_hid):
+    """d_hid (T, B, 3H): scratch for the cotangents of h_prev @ W_hid."""
     T, B, H = hs.shape
     W_t = W_hid.T  # a transposed view: BLAS reads it as such
     bound = np.full(1, grad_clipping if grad_clipping > 0 else np.inf, dtype=hs.dtype)[0]
-    d_hid = np.empty((T, B, 3 * H), dtype=hs.dtype)
     dh = d_h0  # the cotangent reaching the state after step t - 1; ends as d_h0
     dh[:] = 0
     for t in range(T - 1, -1, -1):
