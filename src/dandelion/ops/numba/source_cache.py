@@ -34,6 +34,8 @@ from numba.core.caching import CacheImpl, _CacheLocator
 from pytensor import config
 from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
 
+from dandelion.ops.numba import blas
+
 
 def module_source(name):
     """The bytes of module ``name``'s source file (read without importing it)."""
@@ -51,6 +53,10 @@ def source_hash(modules):
         source = module_source(name)
         digest.update(f"{name}:{len(source)}:".encode())
         digest.update(source)
+    if "dandelion.ops.numba.blas" in modules:
+        # which product ``dot_into`` is (the C library's or the Numba functions') is chosen when
+        # the module loads, by the same source: a kernel cached with one must not load with the other
+        digest.update(f"dot_into:{blas.dot_into.py_func.__name__}".encode())
     return digest.hexdigest()
 
 
