@@ -117,17 +117,25 @@ typedef void (*@PREFIX@_dgemm_fn)(char*, char*, const int*, const int*, const in
                                    const double*, const int*, const double*, double*, const int*);
 static @PREFIX@_sgemm_fn @PREFIX@_sgemm = NULL;
 static @PREFIX@_dgemm_fn @PREFIX@_dgemm = NULL;
+
+extern "C" void dandelion_native_@FAMILY@_init(void* sgemm, void* dgemm)
+{
+    @PREFIX@_sgemm = (@PREFIX@_sgemm_fn)sgemm;
+    @PREFIX@_dgemm = (@PREFIX@_dgemm_fn)dgemm;
+}
 """
 
 
-def pointer_gemm_code(prefix):
+def pointer_gemm_code(prefix, family):
     """``{prefix}_gemm_float`` / ``_double`` as ``gemm_code`` defines them, calling the Fortran-interface
-    GEMMs (32-bit integers) at the pointers ``{prefix}_sgemm`` / ``{prefix}_dgemm`` the caller sets.
+    GEMMs (32-bit integers) at the pointers ``{prefix}_sgemm`` / ``{prefix}_dgemm``, which the
+    library's entry point ``dandelion_native_{family}_init(sgemm, dgemm)`` sets.
 
-    For code built outside PyTensor (``dandelion.ops.native``), which links no BLAS: the
-    Numba backend hands it SciPy's, the one its own products run on.
+    For code built outside PyTensor (``dandelion.ops.native``, whose ``load_kernels`` calls
+    the init), which links no BLAS: the Numba backend hands it SciPy's, the one its own
+    products run on.
     """
-    code = _POINTER_GEMM.replace("@PREFIX@", prefix)
+    code = _POINTER_GEMM.replace("@PREFIX@", prefix).replace("@FAMILY@", family)
     for ctype, symbol in (("float", f"{prefix}_sgemm"), ("double", f"{prefix}_dgemm")):
         code += _ROW_MAJOR.replace("@PREFIX@", prefix).replace("@T@", ctype).replace("@GEMM@", symbol).replace("@I@", "int")
     return code

@@ -84,18 +84,9 @@ int dandelion_native_dot_into_@T@(const @T@* A, const @T@* B, @T@* C, const int6
 }
 """
 
-_INIT = """
-void dandelion_native_dot_init(void* sgemm, void* dgemm)
-{
-    dl_dot_sgemm = (dl_dot_sgemm_fn)sgemm;
-    dl_dot_dgemm = (dl_dot_dgemm_fn)dgemm;
-}
-"""
-
-
 @functools.cache
 def native_code():
-    """The library's C++ source: both dtypes' ``dandelion_native_dot_into_{float,double}`` and the init."""
+    """The library's C++ source: both dtypes' ``dandelion_native_dot_into_{float,double}`` and the GEMMs' init."""
     head = "#include <stddef.h>\n#include <stdint.h>\n#include <stdlib.h>\n"
     entries = "".join(fill(_ENTRY, {"T": ctype}) for ctype in ("float", "double"))
-    return head + pointer_gemm_code("dl_dot") + _LAYOUT + 'extern "C" {\n' + _INIT + entries + "}\n"
+    return head + pointer_gemm_code("dl_dot", "dot") + _LAYOUT + 'extern "C" {\n' + entries + "}\n"

@@ -152,11 +152,6 @@ def backward_step_code(ctype):
 # (ones) even when unused.
 _NATIVE_ENTRIES = """
 extern "C" {
-void dandelion_native_gru_init(void* sgemm, void* dgemm)
-{
-    dl_gru_sgemm = (dl_gru_sgemm_fn)sgemm;
-    dl_gru_dgemm = (dl_gru_dgemm_fn)dgemm;
-}
 @ENTRIES@
 }
 """
@@ -190,7 +185,7 @@ def native_code():
     """The kernels as a stand-alone C++ library (no Python, NumPy or linked BLAS): its GEMMs are the
     pointers ``dandelion_native_gru_init`` receives."""
     head = "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n"
-    parts = [head + "typedef ptrdiff_t npy_intp;\n", pointer_gemm_code("dl_gru"), math_helpers_code("dl_gru")]
+    parts = [head + "typedef ptrdiff_t npy_intp;\n", pointer_gemm_code("dl_gru", "gru"), math_helpers_code("dl_gru")]
     parts += _kernels()
     entries = "".join(fill(_NATIVE_DTYPE_ENTRIES, {"T": ctype}) for ctype in ("float", "double"))
     return "".join(parts) + fill(_NATIVE_ENTRIES, {"ENTRIES": entries})

@@ -243,12 +243,6 @@ def support_code(link):
 # the signatures of ``dandelion.ops.numba.lstm_cfuncs``'s callbacks, which they replace.
 _NATIVE_ENTRIES = """
 extern "C" {
-void dandelion_native_lstm_init(void* sgemm, void* dgemm)
-{
-    dl_lstm_sgemm = (dl_lstm_sgemm_fn)sgemm;
-    dl_lstm_dgemm = (dl_lstm_dgemm_fn)dgemm;
-}
-
 /* Teams of threads of their own instead of OpenBLAS's pool (see team_without_pool). */
 void dandelion_native_lstm_without_pool(void) { dl_lstm_team_without_pool(); }
 
@@ -292,7 +286,7 @@ def native_code():
     """The kernels as a stand-alone C++ library (no Python, NumPy or linked BLAS): its GEMMs are
     the pointers ``dandelion_native_lstm_init`` receives, its entry points the Numba callbacks' signatures."""
     head = "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\ntypedef ptrdiff_t npy_intp;\n"
-    parts = [head, pointer_gemm_code("dl_lstm"), math_helpers_code("dl_lstm"), team_code("dl_lstm", "dl_lstm_sgemm")]
+    parts = [head, pointer_gemm_code("dl_lstm", "lstm"), math_helpers_code("dl_lstm"), team_code("dl_lstm", "dl_lstm_sgemm")]
     entries = "".join(fill(_NATIVE_DTYPE_ENTRIES, {"T": ctype}) for ctype in ("float", "double"))
     return "".join(parts + _kernels()) + fill(_NATIVE_ENTRIES, {"ENTRIES": entries})
 

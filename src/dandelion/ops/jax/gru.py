@@ -21,7 +21,7 @@ from pytensor.link.jax.dispatch import jax_funcify
 from dandelion.ops.gru import GRUSequenceGradOp, GRUSequenceOp
 from dandelion.ops.gru_numpy import backward_factors, backward_step, forward_step, previous_states
 from dandelion.ops.jax.gru_native import native_gru_targets
-from dandelion.ops.jax.lstm import UNROLL
+from dandelion.ops.jax.lstm import UNROLL, sum_over_steps_of_outer
 from dandelion.ops.jax.native_targets import per_platform
 
 
@@ -38,12 +38,6 @@ def jax_funcify_GRUSequenceGradOp(op, node, **kwargs):
 def _mask_or_dummy(mask, dtype):
     """The (T, B) mask as the kernels read it, or a (1, 1) dummy where the Op has none."""
     return mask[0] if mask else jnp.zeros((1, 1), dtype=dtype)
-
-
-def _d_W_hid(h_prev, d_hid):
-    """``sum_t h_{t-1}^T @ d_hid_t`` as one product of (T * B, .) matrices (see ``jax/lstm._d_W_hid``)."""
-    T, B, H = h_prev.shape
-    return jax.lax.dot_general(h_prev.reshape(T * B, H), d_hid.reshape(T * B, 3 * H), (((0,), (0,)), ((), ())))
 
 
 def _native_forward(op, dtype, target):
@@ -100,10 +94,9 @@ def _scan_backward(op, dtype):
     has_mask, clip = op.has_mask, op.grad_clipping
 
     def gru_sequence_grad(W_hid, h0, *rest):
-        *mask, hs, cache, d_hs = rest
-        op.check_shapes(W_hid, h0, mask, hs, cache, d_hs)
         W_hid, h0 = W_hid.astype(dtype), h0.astype(dtype)
         *mask, hs, cache, d_hs = [x.astype(dtype) for x in rest]
+        op.check_shapes(W_hid, h0, mask, hs, cache, d_hs)
         h_prev = previous_states(jnp, h0, hs)
         W_t = W_hid.T
 
@@ -115,6 +108,6 @@ def _scan_backward(op, dtype):
 
         sequences = (backward_factors(cache, h_prev), d_hs, *mask)
         d_h0, (d_gate_input, d_hid) = jax.lax.scan(step, jnp.zeros_like(h0), sequences, reverse=True, unroll=UNROLL)
-        return d_gate_input, _d_W_hid(h_prev, d_hid), d_h0
+        return d_gate_input, sum_over_steps_of_outer(h_prev, d_hid), d_h0
 
     return gru_sequence_grad
