@@ -140,9 +140,9 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
     attribute to the PyTensor ``Function`` (its ``function``); when nothing needs a
     copy, the PyTensor ``Function`` itself.
 
-    On the C and Numba backends the first call raises glibc's malloc thresholds for the
-    process, so that freed step buffers are reused instead of page-faulted in again
-    (``dandelion.allocator``; ``DANDELION_KEEP_FREED_BUFFERS=0`` opts out).
+    The first call tunes glibc's malloc for the process, so that freed step buffers (C,
+    Numba) and XLA's per-call temp block (JAX on CPU) are reused instead of page-faulted
+    in again (``dandelion.allocator``; ``DANDELION_KEEP_FREED_BUFFERS=0`` opts out).
 
     On JAX, inputs declared without a static shape (``pt.matrix('x')``) are specialised
     like ``jax.jit``: the first call with a new combination of input shapes compiles the
@@ -164,6 +164,8 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
     resolved = with_backend_lowerings(with_rewrite_fixes(resolve_mode(mode)))
     if SCAN_PUSHOUT_TRUNCATED.active and _has_truncated_scan(out_list + [expr for _, expr in explicit]):
         resolved = resolved.excluding("scan_pushout_add")
+    # every backend's step mallocs its buffers: reuse them instead of page-faulting (allocator)
+    keep_freed_buffers()
     if backend_name(resolved) == "jax" and shape_free_inputs(inputs) and can_specialize(inputs):
         # JAX needs concrete shapes while tracing: compile per shape signature, as jax.jit
         def compile_for(shaped_inputs, shaped_outputs, shaped_updates):
@@ -171,9 +173,6 @@ def function(inputs, outputs=None, updates=None, *, mode=None, no_default_update
             return with_rollback(compiled)
 
         return ShapeSpecializedFunction(inputs, outputs, explicit, compile_for)
-    if backend_name(resolved) != "jax":
-        # the C and Numba steps malloc their buffers: reuse them instead of page-faulting (allocator)
-        keep_freed_buffers()
     compiled = compile_without_implicit_updates(inputs, outputs, explicit or None, resolved, **kwargs)
     # A call that raises (x and y of different batch sizes) must leave every shared
     # variable as it was, including those an inplace node had already overwritten.
