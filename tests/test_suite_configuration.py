@@ -14,6 +14,7 @@ import pytest
 from pytensor.link.c import cmodule
 
 import dandelion
+from dandelion import c_prelude_pch
 from tests import precompiled_header
 from tests.conftest import SUITE_COMPILEDIR, selected_backends, suite_compile_environment
 
@@ -58,7 +59,9 @@ def test_c_modules_compile_with_the_precompiled_header(request, monkeypatch, tmp
 
     gcc's ``-H`` marks a precompiled header it uses with ``!`` (``x``: found, not valid).
     Through ``dandelion.function`` the module is a ``FlatElemwise`` compiled with
-    ``-fsingle-precision-constant``, which changes a predefined macro: a variant of its own.
+    ``-fsingle-precision-constant``, which changes a predefined macro: a variant of its own;
+    ``dandelion.parallel_c_compile`` compiles it, opening with the library's own header
+    (``dandelion.c_prelude_pch``), which gcc must use in the suite's place.
     """
     if "c" not in selected_backends(request.config):
         pytest.skip("the precompiled header is built for runs with the C backend only (--backends c,...)")
@@ -81,10 +84,12 @@ def test_c_modules_compile_with_the_precompiled_header(request, monkeypatch, tmp
     value = np.linspace(-1, 1, 6, dtype="float32").reshape(2, 3)
     np.testing.assert_allclose(f(value), np.exp(value) * scale, rtol=1e-6)
 
+    first_include = {"pytensor": "#include <Python.h>", "dandelion": f'#include "{c_prelude_pch.HEADER}"'}[compiled_by]
+
     def opens_with_python_h(cmd):
         # PyTensor's helper modules (lazylinker_ext, cutils_ext, built on a cold cache) open differently
         source = next(arg for arg in cmd if arg.endswith(".cpp"))
-        return Path(source).read_text().lstrip().startswith("#include <Python.h>")
+        return Path(source).read_text().lstrip().startswith(first_include)
 
     builds = [
         cmd for cmd in commands if cmd[0] == pytensor.config.cxx and "-shared" in cmd and opens_with_python_h(cmd)
@@ -96,6 +101,8 @@ def test_c_modules_compile_with_the_precompiled_header(request, monkeypatch, tmp
         report = subprocess.run([*again, "-H"], capture_output=True, text=True).stderr
         used = [line for line in report.splitlines() if line.startswith("! ") and line.endswith(".gch")]
         assert used, f"gcc did not use the precompiled header:\n{report[:2000]}"
+        if compiled_by == "dandelion":
+            assert all(line.endswith(c_prelude_pch.HEADER + ".gch") for line in used), used
 
 
 def test_a_header_gcc_cannot_build_changes_nothing(monkeypatch, tmp_path):
