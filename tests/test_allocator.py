@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Compiles a graph (the Python linker: no C or Numba build), then counts the minor page
 # faults of a loop that allocates and frees buffers as a training step does: six 8 MiB
-# arrays (a C or Numba step's intermediates), or one 48 MiB block from a long-lived worker
-# thread (XLA's per-call temp block, above glibc's 32 MiB mmap-threshold cap). Blocks from
-# several threads in turn still fault (dandelion.allocator says why they are left).
+# arrays (a C or Numba step's intermediates), or one 48 MiB block from whichever of three
+# long-lived worker threads has the turn (XLA's per-call temp block, above glibc's 32 MiB
+# mmap-threshold cap: with mmap off but an arena per thread it still faults ~4,900 times).
 SCRIPT = """
 import ctypes, resource, sys
 from concurrent.futures import ThreadPoolExecutor
@@ -50,8 +50,9 @@ def temp_block():
 if sys.argv[1] == "intermediates":
     step = intermediates
 else:
-    worker = ThreadPoolExecutor(1)
-    step = lambda: worker.submit(temp_block).result()
+    workers = [ThreadPoolExecutor(1) for _ in range(3)]
+    turns = iter(range(10**6))
+    step = lambda: workers[next(turns) % 3].submit(temp_block).result()
 step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
@@ -82,7 +83,7 @@ def test_opt_out_and_user_settings_leave_malloc_alone(monkeypatch):
     assert keep_freed_buffers() is False
     keep_freed_buffers.cache_clear()
     monkeypatch.delenv("DANDELION_KEEP_FREED_BUFFERS")
-    for variable, value in [("MALLOC_TRIM_THRESHOLD_", "131072"), ("MALLOC_MMAP_MAX_", "8"), ("GLIBC_TUNABLES", "glibc.malloc.mmap_max=8")]:
+    for variable, value in [("MALLOC_TRIM_THRESHOLD_", "131072"), ("MALLOC_ARENA_MAX", "4"), ("GLIBC_TUNABLES", "glibc.malloc.mmap_max=8")]:
         monkeypatch.setenv(variable, value)
         assert keep_freed_buffers() is False, variable
         keep_freed_buffers.cache_clear()

@@ -16,20 +16,21 @@ glibc will not raise the mmap threshold above 32 MiB, so blocks larger than that
 temp block from W1 at batch 64 on, any C or Numba array over 32 MiB) were still mapped
 and unmapped on every call: 10,400 faults a step on W1 at batch 64, whose JAX step took
 56-61 ms where batch 32 took 21 (the bend of the README's scaling table). Turning glibc's
-use of ``mmap`` off (``M_MMAP_MAX`` 0) serves them from the heap too: 41.8 ms.
+use of ``mmap`` off (``M_MMAP_MAX`` 0) serves them from the heap too: 41.8 ms. XLA's
+worker threads take turns allocating the block, each from its own glibc arena, and an
+arena hands back a heap the freed block emptied (``tests/test_allocator.py``: a block from
+three threads in turn faults 4,900 times a step, from two 2,400); W1 at batch 128 still
+faulted 28,000 times a step (112 ms). With one arena for every thread (``M_ARENA_MAX`` 1)
+the faults are gone: 80 ms, and peak memory 30-100 MB lower. On this noisy 2-core
+machine W2's JAX step at batch 32 read slower with one arena in 7 of 9 paired runs (up to
+a quarter) and the same or faster in the other two: a cost we could not pin down, kept
+for the faults it removes.
 
-Not every fault is gone: XLA's worker threads take turns allocating the block, each from
-its own glibc arena, and an arena whose heap the freed block emptied hands that heap back
-(``tests/test_allocator.py``'s block from two or three threads in turn: 2,400-4,900
-faults a step). On W2 (the GRU, a 39 MB block at batch 64) that leaves 2,000-3,500
-faults a step. One arena for every thread (``M_ARENA_MAX`` 1) removed them and made
-batch 64 about 10% faster, but W2 at batch 32 a quarter slower (28-31 -> 36-39 ms; the
-threads queue for the one arena's lock, we think), so the arenas are left as glibc sets them.
-
-``keep_freed_buffers()`` sets the three once per process, before the first function is
+``keep_freed_buffers()`` sets the four once per process, before the first function is
 compiled, on every backend. It does nothing off glibc, when the user set glibc's own
-``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` / ``MALLOC_MMAP_MAX_`` or a
-``glibc.malloc`` tunable (theirs win), or when ``DANDELION_KEEP_FREED_BUFFERS=0``.
+``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` / ``MALLOC_MMAP_MAX_`` /
+``MALLOC_ARENA_MAX`` or a ``glibc.malloc`` tunable (theirs win), or when
+``DANDELION_KEEP_FREED_BUFFERS=0``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ ENV_VAR = "DANDELION_KEEP_FREED_BUFFERS"
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
+M_ARENA_MAX = -8
 # glibc refuses mmap thresholds above HEAP_MAX_SIZE / 2, 32 MiB on 64-bit systems
 MMAP_THRESHOLD = 32 * 1024 * 1024
 # freed memory at the heap's top kept up to this much (a training step's buffers)
@@ -64,7 +66,7 @@ def _glibc():
 
 @cache
 def keep_freed_buffers():
-    """Raise glibc's mmap and trim thresholds and stop its use of mmap, once per process.
+    """Raise glibc's mmap and trim thresholds, stop its use of mmap and share one arena, once per process.
 
     Returns
     -------
@@ -80,11 +82,11 @@ def keep_freed_buffers():
     if mallopt is None:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    settings = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_MMAP_MAX, 0))
+    settings = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_MMAP_MAX, 0), (M_ARENA_MAX, 1))
     return all([bool(mallopt(parameter, value)) for parameter, value in settings])
 
 
 def _user_tuned_malloc():
     """Whether the environment already tells glibc's malloc how to use mmap or trim."""
-    own = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")
+    own = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_ARENA_MAX")
     return any(name in os.environ for name in own) or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
