@@ -19,7 +19,9 @@ import tempfile
 from pathlib import Path
 
 import pytensor
-from pytensor.link.c.cmodule import GCC_compiler, std_include_dirs
+from pytensor.link.c.cmodule import GCC_compiler
+
+from dandelion.c_prelude_pch import header_flags
 
 # The includes PyTensor's C modules open with (pytensor.link.c), in their order.
 COMMON_INCLUDES = (
@@ -56,9 +58,8 @@ def use_precompiled_header(folder):
 
     def command(output):
         # As pytensor.link.c.cmodule.GCC_compiler.compile_str builds it, up to its output
-        args = [a for a in GCC_compiler.compile_args() if not (config.cmodule__remove_gxx_opt and a.startswith("-O"))]
-        includes = [f"-I{path}" for path in std_include_dirs()]
-        return [config.cxx, "-g", *args, *includes, "-fvisibility=hidden", "-x", "c++-header", "-o", output]
+        flags = header_flags(GCC_compiler.compile_args(), [])
+        return [config.cxx, *flags, "-x", "c++-header", "-o", output]
 
     original = config.gcc__cxxflags
     key = hashlib.sha256(repr([command("{}"), OPTION_VARIANTS, source]).encode()).hexdigest()[:16]

@@ -86,13 +86,13 @@ def test_c_modules_compile_with_the_precompiled_header(request, monkeypatch, tmp
 
     first_include = {"pytensor": "#include <Python.h>", "dandelion": f'#include "{c_prelude_pch.HEADER}"'}[compiled_by]
 
-    def opens_with_python_h(cmd):
+    def opens_like_an_op_module(cmd):
         # PyTensor's helper modules (lazylinker_ext, cutils_ext, built on a cold cache) open differently
         source = next(arg for arg in cmd if arg.endswith(".cpp"))
         return Path(source).read_text().lstrip().startswith(first_include)
 
     builds = [
-        cmd for cmd in commands if cmd[0] == pytensor.config.cxx and "-shared" in cmd and opens_with_python_h(cmd)
+        cmd for cmd in commands if cmd[0] == pytensor.config.cxx and "-shared" in cmd and opens_like_an_op_module(cmd)
     ]
     assert builds, "no C module of an Op was compiled"
     for cmd in builds:

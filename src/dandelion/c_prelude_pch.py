@@ -39,7 +39,7 @@ LAYOUT_VERSION = 1
 _builds = {}
 _builds_lock = threading.Lock()
 
-__all__ = ["HEADER", "leading_includes", "precompiled_prelude"]
+__all__ = ["HEADER", "header_flags", "leading_includes", "precompiled_prelude"]
 
 
 def leading_includes(src_code):
@@ -77,13 +77,14 @@ def _is_gcc_compiler():
     return "Free Software Foundation" in version or "GCC" in version
 
 
-def _compile_flags(arguments):
-    """The flags that decide whether g++ may use the header: ``compile_str``'s, without output and linking."""
+def header_flags(preargs, include_dirs):
+    """The flags ``compile_str`` compiles a module with, without output and linking: a header built
+    with them is one g++ may use for that module (the test suite's header is built with them too)."""
     # linker options (-Wl,...) do not shape a header, and g++ would try to link one with them
-    preargs = [flag for flag in arguments.get("preargs") or [] if not flag.startswith("-Wl,")]
+    preargs = [flag for flag in preargs or [] if not flag.startswith("-Wl,")]
     if config.cmodule__remove_gxx_opt:
         preargs = [flag for flag in preargs if not flag.startswith("-O")]
-    include_dirs = [d for d in arguments.get("include_dirs") or [] if d] + std_include_dirs()
+    include_dirs = [d for d in include_dirs or [] if d] + std_include_dirs()
     # compile_str passes -g and hides symbols; a header must be built with the same
     return ["-g", *preargs, *(f"-I{d}" for d in include_dirs), "-fvisibility=hidden"]
 
@@ -148,7 +149,7 @@ def precompiled_prelude(arguments):
     includes = leading_includes(arguments["src_code"])
     if not includes or not _is_gcc_compiler():
         return arguments
-    folder = _header_for(includes, _compile_flags(arguments))
+    folder = _header_for(includes, header_flags(arguments.get("preargs"), arguments.get("include_dirs")))
     if folder is None:
         return arguments
     return dict(
